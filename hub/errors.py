@@ -1,0 +1,110 @@
+"""Every error sdhub raises on purpose.
+
+The CLI prints any :class:`SdhubError` as one line and exits non-zero; anything else is a bug and
+gets a traceback. So raise these with a message a user can act on, naming the file, reference or
+plugin concerned.
+"""
+
+from __future__ import annotations
+
+
+class SdhubError(Exception):
+    """Base class: the message is shown to the user as it is."""
+
+    exit_code: int = 1
+
+
+class ConfigError(SdhubError):
+    """A setting (environment variable, config file) is malformed."""
+
+
+class CatalogueError(SdhubError):
+    """The catalogue database cannot be opened, is corrupt or locked."""
+
+
+class SchemaTooNewError(CatalogueError):
+    """The catalogue was written by a newer sdhub than this one."""
+
+
+class NotInCatalogueError(SdhubError):
+    """A reference or hash matched nothing in the local catalogue."""
+
+
+class AmbiguousReferenceError(SdhubError):
+    """A short hash or name matched several catalogue entries."""
+
+
+class FileAccessError(SdhubError):
+    """A path does not exist, is not readable, or vanished while in use."""
+
+
+class FingerprintError(SdhubError):
+    """Hashing a file failed."""
+
+
+class FileChangedError(FingerprintError):
+    """The file changed (size or mtime) while it was being hashed."""
+
+
+class HeaderError(SdhubError):
+    """A model file's header is invalid (not a valid safetensors / checkpoint file)."""
+
+
+class UnsafePickleError(HeaderError):
+    """A pickle-based checkpoint references something outside the allow-list."""
+
+    def __init__(self, message: str, offending: str | None = None) -> None:
+        super().__init__(message)
+        self.offending = offending
+
+
+class IncompatibleError(SdhubError):
+    """Two models cannot be used together (e.g. an SD1.5 LoRA on an SDXL checkpoint)."""
+
+
+class BadReferenceError(SdhubError):
+    """A model reference string could not be parsed (not named ReferenceError: that is a builtin)."""
+
+
+class SourceError(SdhubError):
+    """A remote source answered with an error or could not be reached."""
+
+
+class AuthRequiredError(SourceError):
+    """The source requires a login / API token for this request."""
+
+
+class AccessDeniedError(SourceError):
+    """The token was refused, or the file is early-access / paid / exclusive."""
+
+
+class RemoteNotFoundError(SourceError):
+    """The model, version or file does not exist at the source."""
+
+
+class RateLimitedError(SourceError):
+    """The source keeps answering 429/503 even after backing off."""
+
+
+class DownloadError(SdhubError):
+    """A transfer failed (network, disk space, interrupted)."""
+
+
+class HashMismatchError(DownloadError):
+    """A downloaded file does not match the hash the source published."""
+
+
+class PluginError(SdhubError):
+    """A plugin misbehaved: bad registration, duplicate name, exception in a hook."""
+
+
+class SamplerError(SdhubError):
+    """A sampler name is unknown or does not fit the model family."""
+
+
+class PipelineError(SdhubError):
+    """No pipeline can run this model, or running it failed."""
+
+
+class RuntimeMissingError(PipelineError):
+    """The optional runtime (torch, diffusers, transformers) is not installed."""
