@@ -1,0 +1,556 @@
+"""``Hub``: the Python API that the CLI merely calls.
+
+It ties the pure modules (fingerprint, identify, refs) to the catalogue and the sources. Every
+method returns plain values (``FileRecord``, small dataclasses) that ``to_dict()`` into the
+documented ``--json`` shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat as stat_mod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalogue import Catalogue, FileRecord, SourceInfo
+from .catalogue.models import utcnow
+from .config import Settings, load_settings
+from .errors import (
+    AmbiguousReferenceError,
+    FileAccessError,
+    NotInCatalogueError,
+    SdhubError,
+)
+
+MODEL_SUFFIXES = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin"})
+DIFFUSERS_MARKER = "model_index.json"
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+"""``progress(label, total_bytes)`` returns a callback taking byte increments."""
+
+
+@dataclass
+class ScanEntry:
+    path: str
+    status: str  # added | updated | moved | unchanged | missing | error
+    record_id: int | None = None
+    message: str | None = None
+    family: str | None = None
+    kind: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "status": self.status, "id": self.record_id, "message": self.message,
+                "family": self.family, "kind": self.kind}
+
+
+@dataclass
+class ScanReport:
+    entries: list[ScanEntry] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for e in self.entries if e.status == status)
+
+    @property
+    def errors(self) -> list[ScanEntry]:
+        return [e for e in self.entries if e.status == "error"]
+
+    def summary(self) -> dict[str, int]:
+        keys = ("added", "updated", "moved", "unchanged", "missing", "error")
+        return {k: self.count(k) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(), "files": [e.to_dict() for e in self.entries]}
+
+
+@dataclass
+class VerifyResult:
+    record: FileRecord
+    status: str  # ok | mismatch | missing | error
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.record.id, "path": self.record.path, "status": self.status,
+                "problems": self.problems, "checked": self.checked}
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime_ns); for a diffusers folder, size and mtime cover its files."""
+    st = path.stat()
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+    total, newest = 0, st.st_mtime_ns
+    for sub in sorted(path.rglob("*")):
+        if sub.is_file():
+            sst = sub.stat()
+            total += sst.st_size
+            newest = max(newest, sst.st_mtime_ns)
+    return st.st_dev, st.st_ino, total, newest
+
+
+def _file_format(path: Path) -> str:
+    if path.is_dir():
+        return "diffusers"
+    suffix = path.suffix.lower()
+    return {".safetensors": "safetensors", ".sft": "safetensors", ".ckpt": "ckpt", ".pt": "ckpt",
+            ".pth": "ckpt", ".bin": "bin"}.get(suffix, "unknown")
+
+
+class Hub:
+    """A catalogue plus the settings around it. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, db_url: str | None = None,
+                 settings: Settings | None = None) -> None:
+        if settings is None:
+            env = dict(os.environ)
+            if home is not None:
+                env["SDHUB_HOME"] = str(home)
+            if db_url is not None:
+                env["SDHUB_DB_URL"] = db_url
+            settings = load_settings(env)
+        self.settings = settings
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            self._catalogue = Catalogue(self.settings.db_url)
+        return self._catalogue
+
+    def close(self) -> None:
+        if self._catalogue is not None:
+            self._catalogue.close()
+            self._catalogue = None
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scanning ----------------------------------------------------------------------------
+    def iter_model_paths(self, paths: Iterable[str | os.PathLike[str]], report: ScanReport) -> Iterator[Path]:
+        """Model files and diffusers folders under ``paths``; unreadable places become report errors."""
+        for raw in paths:
+            root = Path(raw).expanduser()
+            if not root.exists():
+                report.entries.append(ScanEntry(str(root), "error", message="no such file or folder"))
+                continue
+            root = root.resolve()
+            if root.is_file():
+                if root.suffix.lower() in MODEL_SUFFIXES:
+                    yield root
+                else:
+                    report.entries.append(ScanEntry(str(root), "error", message=(
+                        f"not a model file type (expected one of {', '.join(sorted(MODEL_SUFFIXES))})")))
+                continue
+            if (root / DIFFUSERS_MARKER).is_file():
+                yield root
+                continue
+
+            def on_error(exc: OSError) -> None:
+                report.entries.append(ScanEntry(str(exc.filename or root), "error",
+                                                message=f"cannot read folder: {exc.strerror or exc}"))
+
+            for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
+                here = Path(dirpath)
+                dirnames.sort()
+                keep = []
+                for d in dirnames:
+                    if d.startswith("."):
+                        continue
+                    if (here / d / DIFFUSERS_MARKER).is_file():
+                        yield here / d
+                    else:
+                        keep.append(d)
+                dirnames[:] = keep
+                for name in sorted(filenames):
+                    if Path(name).suffix.lower() in MODEL_SUFFIXES and not name.startswith("."):
+                        yield here / name
+
+    def scan(self, paths: Sequence[str | os.PathLike[str]], *, progress: ProgressFactory | None = None,
+             lookup: bool = False) -> ScanReport:
+        """Register every model file under ``paths``.
+
+        Unchanged files (same device, inode, size and mtime) are not re-read; a file whose content is
+        already catalogued at a path that no longer exists is recorded as moved, not duplicated. Each
+        file is one transaction: an error leaves the catalogue as it was for that file.
+        """
+        report = ScanReport()
+        known = self.catalogue.stat_rows()
+        seen: set[str] = set()
+        roots = [str(Path(p).expanduser().resolve()) for p in paths]
+        for path in self.iter_model_paths(paths, report):
+            spath = str(path)
+            seen.add(spath)
+            try:
+                key = _stat_key(path)
+            except OSError as exc:
+                report.entries.append(ScanEntry(spath, "error", message=f"vanished or unreadable: {exc.strerror or exc}"))
+                continue
+            row = known.get(spath)
+            if row is not None and (row.device, row.inode, row.size, row.mtime_ns) == key and row.has_hashes:
+                if row.identified:
+                    report.entries.append(ScanEntry(spath, "unchanged", row.id))
+                else:
+                    report.entries.append(self._reidentify(row.id, path))
+                continue
+            report.entries.append(self._register_scanned(path, key, progress))
+        for spath, row in known.items():
+            if spath not in seen and any(spath == r or spath.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+                if not os.path.lexists(spath):
+                    report.entries.append(ScanEntry(spath, "missing", row.id, "catalogued but no longer on disk"))
+        if lookup:
+            targets = [Path(e.path) for e in report.entries if e.status in ("added", "updated", "moved")]
+            if targets:
+                self.lookup(targets)
+        return report
+
+    def _identify(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
+        from .identify import identify_path
+
+        try:
+            return identify_path(path).to_dict(), None
+        except SdhubError as exc:
+            return None, str(exc)
+        except OSError as exc:
+            return None, f"cannot read {path}: {exc.strerror or exc}"
+
+    def _fingerprint_values(self, path: Path, progress: ProgressFactory | None, total: int) -> dict[str, Any]:
+        from .fingerprint import fingerprint_file
+
+        if path.is_dir():
+            return self._fingerprint_folder(path, progress)
+        callback = progress(path.name, total) if progress else None
+        fp = fingerprint_file(path, progress=callback)
+        return {"sha256": fp.sha256, "autov1": fp.autov1, "autov3": fp.autov3, "crc32": fp.crc32,
+                "blake3": fp.blake3, "hash_error": fp.autov3_error if path.suffix.lower() in (".safetensors", ".sft")
+                else None}
+
+    def _fingerprint_folder(self, path: Path, progress: ProgressFactory | None) -> dict[str, Any]:
+        """A diffusers folder's identity: hashes of a manifest of its weight files' hashes."""
+        from .fingerprint import fingerprint_file
+
+        import blake3 as _blake3
+
+        lines_sha, lines_b3 = [], []
+        for sub in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES):
+            rel = sub.relative_to(path).as_posix()
+            callback = progress(rel, sub.stat().st_size) if progress else None
+            fp = fingerprint_file(sub, progress=callback)
+            lines_sha.append(f"{rel}\t{fp.sha256}\n")
+            lines_b3.append(f"{rel}\t{fp.blake3}\n")
+        return {"sha256": hashlib.sha256("".join(lines_sha).encode()).hexdigest(), "autov1": None, "autov3": None,
+                "crc32": None, "blake3": _blake3.blake3("".join(lines_b3).encode()).hexdigest(), "hash_error": None}
+
+    def _row_values(self, path: Path, key: tuple[int, int, int, int], hashes: dict[str, Any],
+                    ident: dict[str, Any] | None, ident_err: str | None) -> dict[str, Any]:
+        device, inode, size, mtime_ns = key
+        return {
+            "name": path.name, "format": _file_format(path), "size": size, "mtime_ns": mtime_ns,
+            "device": device, "inode": inode, **hashes, "hashed_at": utcnow(),
+            "family": (ident or {}).get("family"), "kind": (ident or {}).get("kind"),
+            "variant": (ident or {}).get("variant"), "precision": (ident or {}).get("precision"),
+            "identification": ident, "identify_error": ident_err,
+        }
+
+    def _register_scanned(self, path: Path, key: tuple[int, int, int, int],
+                          progress: ProgressFactory | None) -> ScanEntry:
+        spath = str(path)
+        try:
+            hashes = self._fingerprint_values(path, progress, key[2])
+            if _stat_key(path) != key:
+                return ScanEntry(spath, "error", message="the file changed while it was being scanned; scan it again")
+        except SdhubError as exc:
+            return ScanEntry(spath, "error", message=str(exc))
+        except OSError as exc:
+            return ScanEntry(spath, "error", message=f"vanished or unreadable: {exc.strerror or exc}")
+        ident, ident_err = self._identify(path)
+        with self.catalogue.transaction() as s:
+            existing = self.catalogue.by_path_row(s, spath)
+            status = "updated" if existing is not None else "added"
+            file_id = existing.id if existing is not None else None
+            if existing is None:
+                moved = self.catalogue.find_moved(s, hashes["sha256"], spath)
+                if moved is not None:
+                    file_id, status = moved.id, "moved"
+            row = self.catalogue.upsert_file(s, path=spath, file_id=file_id,
+                                             values=self._row_values(path, key, hashes, ident, ident_err))
+            self.catalogue.reindex(s, row)
+            rid = row.id
+        message = f"moved from elsewhere (same SHA256)" if status == "moved" else ident_err
+        return ScanEntry(spath, status, rid, message, (ident or {}).get("family"), (ident or {}).get("kind"))
+
+    def _reidentify(self, file_id: int, path: Path) -> ScanEntry:
+        ident, ident_err = self._identify(path)
+        with self.catalogue.transaction() as s:
+            row = self.catalogue.row(s, file_id)
+            row.identification, row.identify_error = ident, ident_err
+            for k in ("family", "kind", "variant", "precision"):
+                setattr(row, k, (ident or {}).get(k))
+            self.catalogue.reindex(s, row)
+        return ScanEntry(str(path), "updated", file_id, ident_err, (ident or {}).get("family"), (ident or {}).get("kind"))
+
+    # -- registering downloads ---------------------------------------------------------------
+    def register_file(self, path: str | os.PathLike[str], *, source: SourceInfo | None = None,
+                      move_from: str | os.PathLike[str] | None = None, fingerprints: Any = None,
+                      identification: Any = None) -> FileRecord:
+        """Register ``path`` (fingerprinted and identified) with its source, in one transaction.
+
+        With ``move_from``, the finished download at that path is moved to ``path`` inside the
+        transaction, just before commit: if the catalogue write fails the file stays where it was,
+        and if the move fails nothing is registered.
+        """
+        final = Path(path).expanduser().absolute()
+        src = Path(move_from) if move_from is not None else final
+        if not src.exists():
+            raise FileAccessError(f"{src}: no such file")
+        if fingerprints is None:
+            hashes = self._fingerprint_values(src, None, 0)
+        else:
+            hashes = {"sha256": fingerprints.sha256, "autov1": fingerprints.autov1, "autov3": fingerprints.autov3,
+                      "crc32": fingerprints.crc32, "blake3": fingerprints.blake3, "hash_error": fingerprints.autov3_error}
+        if identification is None:
+            ident, ident_err = self._identify(src)
+        else:
+            ident, ident_err = identification.to_dict(), None
+        mismatch = family_mismatch(ident, source)
+        key = _stat_key(src)
+        with self.catalogue.transaction() as s:
+            existing = self.catalogue.by_path_row(s, str(final))
+            row = self.catalogue.upsert_file(
+                s, path=str(final), file_id=existing.id if existing is not None else None,
+                values={**self._row_values(final, key, hashes, ident, ident_err), "family_mismatch": mismatch},
+            )
+            if source is not None:
+                self.catalogue.link_source(s, row, source)
+            self.catalogue.reindex(s, row)
+            file_id = row.id
+            if move_from is not None and src != final:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, final)
+        record = self.catalogue.get(file_id)
+        assert record is not None
+        from . import plugins
+
+        plugins.fire("model_installed", record=record)
+        return record
+
+    def attach_source(self, record: FileRecord, source: SourceInfo) -> FileRecord:
+        """Link an already catalogued file to what a source says about it (``sdhub lookup``)."""
+        mismatch = family_mismatch(record.identification, source)
+        with self.catalogue.transaction() as s:
+            row = self.catalogue.row(s, record.id)
+            self.catalogue.link_source(s, row, source)
+            if mismatch:
+                row.family_mismatch = mismatch
+            self.catalogue.reindex(s, row)
+        updated = self.catalogue.get(record.id)
+        assert updated is not None
+        return updated
+
+    # -- reading -----------------------------------------------------------------------------
+    def list(self, *, family: str | None = None, kind: str | None = None, source: str | None = None,
+             text: str | None = None, limit: int | None = None) -> list[FileRecord]:
+        return self.catalogue.list(family=family, kind=kind, source=source, text=text, limit=limit)
+
+    def find_by_hash(self, digest: str) -> list[FileRecord]:
+        return self.catalogue.by_hash(_strip_hash_prefix(digest))
+
+    def get(self, ref: str) -> FileRecord:
+        """A catalogued file by id, path, hash (≥ 8 hex, any of the six), source reference or name."""
+        matches = self._match(ref)
+        if not matches:
+            raise NotInCatalogueError(
+                f"{ref!r} matches nothing in the catalogue (try `sdhub list`, or `sdhub scan` / `sdhub install` it first)"
+            )
+        if len(matches) > 1:
+            names = ", ".join(f"#{m.id} {m.name}" for m in matches[:8])
+            raise AmbiguousReferenceError(f"{ref!r} matches {len(matches)} files ({names}); use a longer hash or an id")
+        return matches[0]
+
+    def _match(self, ref: str) -> list[FileRecord]:
+        ref = ref.strip()
+        if not ref:
+            raise NotInCatalogueError("empty reference")
+        if ref.startswith("#") and ref[1:].isdigit() or ref.startswith("id:") and ref[3:].isdigit():
+            rec = self.catalogue.get(int(ref.lstrip("#").removeprefix("id:")))
+            return [rec] if rec else []
+        if ref.isdigit() and len(ref) < 8:
+            rec = self.catalogue.get(int(ref))
+            return [rec] if rec else []
+        path = Path(ref).expanduser()
+        if os.sep in ref or path.exists():
+            if path.exists():
+                rec = self.catalogue.by_path(str(path.resolve()))
+                return [rec] if rec else []
+        digest = _strip_hash_prefix(ref)
+        if len(digest) >= 8 and all(c in "0123456789abcdefABCDEF" for c in digest):
+            found = self.catalogue.by_hash(digest)
+            if found or ":" in ref:
+                return found
+        if ":" in ref and not ref.lower().startswith(("sha256:", "blake3:", "autov")):
+            local = self._match_source_ref(ref)
+            if local is not None:
+                return local
+        return self.catalogue.by_name(ref) or self.catalogue.by_name(ref + ".safetensors")
+
+    def _match_source_ref(self, ref: str) -> list[FileRecord] | None:
+        try:
+            from .install import find_local
+        except ImportError:
+            return None
+        return find_local(self, ref)
+
+    def info(self, ref: str, *, with_hashes: bool = False) -> dict[str, Any]:
+        """Everything known about a catalogued file, or a header-only look at any path (milliseconds)."""
+        path = Path(ref).expanduser()
+        record: FileRecord | None = None
+        if path.exists():
+            record = self.catalogue.by_path(str(path.resolve()))
+        else:
+            record = self.get(ref)
+            path = Path(record.path)
+        if record is not None and record.identification is not None:
+            ident = dict(record.identification)
+        else:
+            if not path.exists():
+                raise FileAccessError(f"{path}: catalogued but no longer on disk")
+            from .identify import identify_path
+
+            ident = identify_path(path).to_dict()
+        data: dict[str, Any] = {**ident}
+        data["path"] = str(path.resolve()) if path.exists() else str(path)
+        data["size"] = record.size if record else _stat_key(path)[2]
+        data["in_catalogue"] = record is not None
+        data["id"] = record.id if record else None
+        data["hashes"] = record.hashes() if record else None
+        data["sources"] = record.to_dict()["sources"] if record else []
+        data["family_mismatch"] = record.family_mismatch if record else None
+        data["verify_status"] = record.verify_status if record else None
+        if with_hashes and data["hashes"] is None:
+            from .fingerprint import fingerprint_file
+
+            if path.is_dir():
+                v = self._fingerprint_folder(path, None)
+                data["hashes"] = {k: v[k] for k in ("sha256", "autov1", "autov3", "crc32", "blake3")}
+                data["hashes"]["autov2"] = v["sha256"][:10]
+            else:
+                fp = fingerprint_file(path)
+                data["hashes"] = {k: v for k, v in fp.to_dict().items() if k not in ("size",)}
+        return data
+
+    # -- changing ----------------------------------------------------------------------------
+    def remove(self, ref: str, *, delete_file: bool = False) -> FileRecord:
+        """Forget a file; with ``delete_file`` also delete it from disk (the row goes only if that worked)."""
+        record = self.get(ref)
+        with self.catalogue.transaction() as s:
+            row = self.catalogue.row(s, record.id)
+            s.delete(row)
+            s.flush()
+            if delete_file and os.path.lexists(record.path):
+                try:
+                    if os.path.isdir(record.path) and not os.path.islink(record.path):
+                        shutil.rmtree(record.path)
+                    else:
+                        os.unlink(record.path)
+                except OSError as exc:
+                    raise FileAccessError(f"cannot delete {record.path}: {exc.strerror or exc}; catalogue left as it was") from exc
+        from . import plugins
+
+        plugins.fire("model_removed", record=record, deleted_file=delete_file)
+        return record
+
+    def verify(self, refs: Sequence[str] | None = None, *, progress: ProgressFactory | None = None) -> list[VerifyResult]:
+        """Re-hash files (never from the cache) and compare with recorded and published hashes."""
+        records = [self.get(r) for r in refs] if refs else self.catalogue.list()
+        results = []
+        for rec in records:
+            result = self._verify_one(rec, progress)
+            self.catalogue.set_verified(rec.id, result.status, "; ".join(result.problems) or None)
+            results.append(result)
+        return results
+
+    def _verify_one(self, rec: FileRecord, progress: ProgressFactory | None) -> VerifyResult:
+        path = Path(rec.path)
+        if not path.exists():
+            return VerifyResult(rec, "missing", [f"{rec.path} is no longer on disk"])
+        try:
+            now = self._fingerprint_values(path, progress, rec.size)
+        except SdhubError as exc:
+            return VerifyResult(rec, "error", [str(exc)])
+        except OSError as exc:
+            return VerifyResult(rec, "error", [f"cannot read {rec.path}: {exc.strerror or exc}"])
+        problems, checked = [], []
+        for name in ("sha256", "blake3", "autov3", "autov1", "crc32"):
+            recorded = getattr(rec, name)
+            if recorded:
+                checked.append(f"recorded {name}")
+                if now.get(name) != recorded:
+                    problems.append(f"{name} is {now.get(name)} but was {recorded} when catalogued")
+        for src in rec.sources:
+            for name, published in src.published_hashes.items():
+                ours = _our_hash_for(name, now)
+                if ours is None or not published:
+                    continue
+                checked.append(f"{src.source} {name}")
+                if not ours.lower().startswith(published.lower()) and not _crc_equal(name, ours, published):
+                    problems.append(f"{name} {ours} does not match {src.source}'s published {published.upper()}")
+        return VerifyResult(rec, "mismatch" if problems else "ok", problems, checked)
+
+    # -- sources (hub/install.py does the work) ------------------------------------------------
+    def resolve(self, ref: str, *, download: bool = True, **kwargs: Any) -> Any:
+        from .install import resolve
+
+        return resolve(self, ref, download=download, **kwargs)
+
+    def install(self, ref: str, **kwargs: Any) -> Any:
+        from .install import install
+
+        return install(self, ref, **kwargs)
+
+    def search(self, query: str, **kwargs: Any) -> Any:
+        from .install import search
+
+        return search(self, query, **kwargs)
+
+    def lookup(self, paths: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Any:
+        from .install import lookup
+
+        return lookup(self, paths, **kwargs)
+
+
+def _strip_hash_prefix(value: str) -> str:
+    v = value.strip()
+    for prefix in ("sha256:", "blake3:", "autov1:", "autov2:", "autov3:", "crc32:"):
+        if v.lower().startswith(prefix):
+            return v[len(prefix):].lower()
+    return v.lower()
+
+
+def _our_hash_for(name: str, values: dict[str, Any]) -> str | None:
+    name = name.lower()
+    if name == "autov2":
+        return values["sha256"][:10] if values.get("sha256") else None
+    return values.get(name)
+
+
+def _crc_equal(name: str, ours: str, published: str) -> bool:
+    """Civitai publishes CRC32 little-endian; accept zlib's order too, so old records still verify."""
+    if name.lower() != "crc32" or len(ours) != 8 or len(published) != 8:
+        return False
+    return bytes.fromhex(ours)[::-1].hex() == published.lower()
+
+
+def family_mismatch(ident: dict[str, Any] | None, source: SourceInfo | None) -> str | None:
+    """A message when the identified family disagrees with what the source claims; None when they agree."""
+    if not ident or source is None or not source.claimed_family:
+        return None
+    found = ident.get("family")
+    if not found or found == "unknown" or found == source.claimed_family:
+        return None
+    return (f"{source.source} says base model {source.base_model or source.claimed_family!r} "
+            f"({source.claimed_family}) but the file's header says {found}")

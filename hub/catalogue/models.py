@@ -1,0 +1,162 @@
+"""The catalogue's tables, as SQLAlchemy 2.x typed ORM models.
+
+A *file* is bytes on disk (unique path; fingerprints; what identification found). A *model* and
+its *versions* are what a source publishes; *file_sources* links a file to the version(s) it is
+known as, so one file can be known to several sources and one version can have several files.
+*search_terms* is a portable inverted index (term -> file) that keeps text search fast at 100k
+files on SQLite and PostgreSQL alike, with no dialect-specific SQL.
+
+Hex digests are stored lowercase. Changing anything here changes ``registry.db.schema``: regenerate
+it with ``python -m hub.catalogue.schema > registry.db.schema`` and bump ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaMeta(Base):
+    """Key/value facts about the database itself; ``schema_version`` lets later releases migrate."""
+
+    __tablename__ = "schema_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class File(Base):
+    """A model file (or diffusers folder) on disk."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    name: Mapped[str] = mapped_column(String(512), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    device: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    autov1: Mapped[str | None] = mapped_column(String(8), index=True)
+    autov3: Mapped[str | None] = mapped_column(String(64), index=True)
+    crc32: Mapped[str | None] = mapped_column(String(8), index=True)
+    blake3: Mapped[str | None] = mapped_column(String(64), index=True)
+    hashed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hash_error: Mapped[str | None] = mapped_column(Text)
+
+    family: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str | None] = mapped_column(String(64), index=True)
+    variant: Mapped[str | None] = mapped_column(String(64))
+    precision: Mapped[str | None] = mapped_column(String(16))
+    identification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    identify_error: Mapped[str | None] = mapped_column(Text)
+    family_mismatch: Mapped[str | None] = mapped_column(Text)
+
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verify_status: Mapped[str | None] = mapped_column(String(32))
+    verify_detail: Mapped[str | None] = mapped_column(Text)
+
+    sources: Mapped[list[FileSource]] = relationship(
+        back_populates="file", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SourceModel(Base):
+    """A model page at a source (Civitai model, LiblibAI model, Hugging Face repo)."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("source", "source_model_id", name="uq_models_source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    source_model_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(512))
+    type: Mapped[str | None] = mapped_column(String(64))
+    creator: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    page_url: Mapped[str | None] = mapped_column(String(2048))
+    nsfw: Mapped[bool | None] = mapped_column(Boolean)
+    license: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    versions: Mapped[list[SourceVersion]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SourceVersion(Base):
+    """One published version of a source model (Civitai modelVersion, LiblibAI version, HF revision)."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("model_id", "source_version_id", name="uq_versions_model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    source_version_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(512))
+    base_model: Mapped[str | None] = mapped_column(String(128))
+    trained_words: Mapped[list[str] | None] = mapped_column(JSON)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    model: Mapped[SourceModel] = relationship(back_populates="versions")
+    files: Mapped[list[FileSource]] = relationship(back_populates="version", passive_deletes=True)
+
+
+class FileSource(Base):
+    """A file as a source publishes it: where it came from and the hashes the source claims."""
+
+    __tablename__ = "file_sources"
+    __table_args__ = (UniqueConstraint("file_id", "version_id", name="uq_file_sources_file_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), index=True)
+    source_file_id: Mapped[str | None] = mapped_column(String(512))
+    original_filename: Mapped[str | None] = mapped_column(String(1024))
+    download_url: Mapped[str | None] = mapped_column(String(4096))
+    published_hashes: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    claimed_family: Mapped[str | None] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    file: Mapped[File] = relationship(back_populates="sources")
+    version: Mapped[SourceVersion] = relationship(back_populates="files")
+
+
+class SearchTerm(Base):
+    """Inverted index for text search over names, tags and trigger words."""
+
+    __tablename__ = "search_terms"
+    __table_args__ = (Index("ix_search_terms_file", "file_id"),)
+
+    term: Mapped[str] = mapped_column(String(128), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)

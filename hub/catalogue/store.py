@@ -1,0 +1,416 @@
+"""The Catalogue: opening the database and every query sdhub makes. The only module that speaks SQL.
+
+SQLite gets WAL, foreign keys and a busy timeout; any other SQLAlchemy URL (PostgreSQL for teams)
+goes through the same portable queries. Each write is one transaction, so a failure (or Ctrl-C)
+never leaves a half-registered file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, inspect, or_, select
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from ..errors import CatalogueError, NotInCatalogueError, SchemaTooNewError
+from .models import SCHEMA_VERSION, Base, File, FileSource, SchemaMeta, SearchTerm, SourceModel, SourceVersion, utcnow
+from .records import FileRecord, SourceInfo
+from .search_terms import prefix_upper_bound, query_terms, terms_of
+
+HASH_COLUMNS = ("sha256", "autov3", "blake3", "autov1", "crc32")
+
+
+@dataclass
+class StatRow:
+    """What a re-scan needs to decide whether a file changed, without loading whole rows."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    device: int
+    inode: int
+    has_hashes: bool
+    identified: bool
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except Exception:  # read-only media: WAL cannot be set; the catalogue still reads
+        pass
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _describe_db_error(url: str, exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", exc) or exc)
+    if "locked" in text or "busy" in text:
+        return f"the catalogue at {url} is locked by another process; try again when it finishes"
+    if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+        return f"the catalogue at {url} is corrupt or not an sdhub database ({text})"
+    if "unable to open" in text or "readonly" in text or "read-only" in text:
+        return f"cannot open the catalogue at {url}: {text} (check the path and permissions, or set SDHUB_DB_URL)"
+    return f"catalogue error ({url}): {text}"
+
+
+class Catalogue:
+    """One database: schema checks on open, then queries that return plain records."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            db_path = url.split("///", 1)[1] if "///" in url else ""
+            if db_path and db_path != ":memory:":
+                try:
+                    Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogueError(f"cannot create the folder for the catalogue {db_path}: {exc}") from exc
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise CatalogueError(f"cannot use catalogue URL {url!r}: {exc}") from exc
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._ensure_schema()
+
+    # -- schema ------------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        try:
+            tables = set(inspect(self.engine).get_table_names())
+            if "schema_meta" in tables:
+                with self._sessions() as s:
+                    row = s.get(SchemaMeta, "schema_version")
+                found = int(row.value) if row else 0
+                if found > SCHEMA_VERSION:
+                    raise SchemaTooNewError(
+                        f"the catalogue at {self.url} has schema version {found}, newer than this sdhub "
+                        f"understands ({SCHEMA_VERSION}); upgrade sdhub (pip install -U sdhub)"
+                    )
+                if found < SCHEMA_VERSION:
+                    self._migrate(found)
+                return
+            known = {t.name for t in Base.metadata.sorted_tables}
+            if tables and not tables & known:
+                raise CatalogueError(f"the database at {self.url} has other tables and is not an sdhub catalogue")
+            Base.metadata.create_all(self.engine)
+            with self._sessions.begin() as s:
+                s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
+        except CatalogueError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older schema up to date. Version 1 is the first; later versions add steps here."""
+        Base.metadata.create_all(self.engine)
+        with self._sessions.begin() as s:
+            s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    def schema_version(self) -> int:
+        with self.session() as s:
+            row = s.get(SchemaMeta, "schema_version")
+            return int(row.value) if row else 0
+
+    # -- sessions ----------------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read session; database errors become one clear CatalogueError."""
+        try:
+            with self._sessions() as s:
+                yield s
+        except (OperationalError, DatabaseError) as exc:
+            raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed together or not at all."""
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except IntegrityError as exc:
+            raise CatalogueError(f"catalogue refused a duplicate or inconsistent entry: {exc.orig}") from exc
+        except (OperationalError, DatabaseError) as exc:
+            raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reading -----------------------------------------------------------------------------
+    def stat_rows(self) -> dict[str, StatRow]:
+        """Every file's stat key in one query, so a re-scan of unchanged files touches nothing else."""
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    File.id, File.path, File.size, File.mtime_ns, File.device, File.inode,
+                    File.sha256, File.hash_error, File.kind,
+                )
+            ).all()
+        return {
+            r.path: StatRow(
+                r.id, r.path, r.size, r.mtime_ns, r.device, r.inode,
+                r.sha256 is not None or r.hash_error is not None, r.kind is not None,
+            )
+            for r in rows
+        }
+
+    def _records(self, s: Session, stmt: Any) -> list[FileRecord]:
+        files = s.scalars(
+            stmt.options(selectinload(File.sources).selectinload(FileSource.version).selectinload(SourceVersion.model))
+        ).all()
+        return [to_record(f) for f in files]
+
+    def get(self, file_id: int) -> FileRecord | None:
+        with self.session() as s:
+            found = self._records(s, select(File).where(File.id == file_id))
+        return found[0] if found else None
+
+    def by_path(self, path: str) -> FileRecord | None:
+        with self.session() as s:
+            found = self._records(s, select(File).where(File.path == path))
+        return found[0] if found else None
+
+    def by_name(self, name: str) -> list[FileRecord]:
+        with self.session() as s:
+            return self._records(s, select(File).where(File.name == name).order_by(File.id))
+
+    def by_hash(self, digest: str) -> list[FileRecord]:
+        """Files whose SHA256, AutoV3, BLAKE3, AutoV1 or CRC32 equals ``digest`` or starts with it (≥ 8 hex)."""
+        h = digest.strip().lower()
+        conds = []
+        for col_name in HASH_COLUMNS:
+            col = getattr(File, col_name)
+            width = {"sha256": 64, "autov3": 64, "blake3": 64, "autov1": 8, "crc32": 8}[col_name]
+            if len(h) == width:
+                conds.append(col == h)
+            elif len(h) < width:
+                conds.append((col >= h) & (col < prefix_upper_bound(h)))
+        if not conds:
+            return []
+        with self.session() as s:
+            return self._records(s, select(File).where(or_(*conds)).order_by(File.id))
+
+    def by_source(self, source: str, model_id: str | None = None, version_id: str | None = None,
+                  file_id: str | None = None) -> list[FileRecord]:
+        stmt = (
+            select(File)
+            .join(FileSource, FileSource.file_id == File.id)
+            .join(SourceVersion, SourceVersion.id == FileSource.version_id)
+            .join(SourceModel, SourceModel.id == SourceVersion.model_id)
+            .where(SourceModel.source == source)
+        )
+        if model_id is not None:
+            stmt = stmt.where(SourceModel.source_model_id == str(model_id))
+        if version_id is not None:
+            stmt = stmt.where(SourceVersion.source_version_id == str(version_id))
+        if file_id is not None:
+            stmt = stmt.where(or_(FileSource.source_file_id == str(file_id), FileSource.original_filename == str(file_id)))
+        with self.session() as s:
+            return self._records(s, stmt.distinct().order_by(File.id))
+
+    def list(self, *, family: str | None = None, kind: str | None = None, source: str | None = None,
+             text: str | None = None, limit: int | None = None, offset: int = 0) -> list[FileRecord]:
+        stmt = select(File)
+        if family:
+            stmt = stmt.where(File.family == family)
+        if kind:
+            stmt = stmt.where(File.kind == kind)
+        if source:
+            stmt = stmt.where(
+                File.id.in_(
+                    select(FileSource.file_id)
+                    .join(SourceVersion, SourceVersion.id == FileSource.version_id)
+                    .join(SourceModel, SourceModel.id == SourceVersion.model_id)
+                    .where(SourceModel.source == source)
+                )
+            )
+        if text:
+            words = query_terms(text)
+            for word in words:
+                stmt = stmt.where(
+                    File.id.in_(
+                        select(SearchTerm.file_id).where(
+                            SearchTerm.term >= word, SearchTerm.term < prefix_upper_bound(word)
+                        )
+                    )
+                )
+        stmt = stmt.order_by(File.name, File.id).offset(offset)
+        if limit:
+            stmt = stmt.limit(limit)
+        with self.session() as s:
+            return self._records(s, stmt)
+
+    def count(self) -> int:
+        from sqlalchemy import func
+
+        with self.session() as s:
+            return int(s.scalar(select(func.count(File.id))) or 0)
+
+    # -- writing -----------------------------------------------------------------------------
+    def row(self, s: Session, file_id: int) -> File:
+        """The ORM row of a file inside the caller's transaction."""
+        found = s.get(File, file_id)
+        if found is None:
+            raise NotInCatalogueError(f"file #{file_id} is no longer in the catalogue")
+        return found
+
+    def by_path_row(self, s: Session, path: str) -> File | None:
+        return s.scalar(select(File).where(File.path == path))
+
+    def upsert_file(self, s: Session, *, path: str, values: dict[str, Any], file_id: int | None = None) -> File:
+        """Insert or update a file row inside the caller's transaction."""
+        row = s.get(File, file_id) if file_id is not None else s.scalar(select(File).where(File.path == path))
+        if row is None:
+            row = File(path=path, **values)
+            s.add(row)
+        else:
+            row.path = path
+            for key, value in values.items():
+                setattr(row, key, value)
+        s.flush()
+        return row
+
+    def find_moved(self, s: Session, sha256: str, exclude_path: str) -> File | None:
+        """A catalogued file with this content whose path no longer exists: the same file, moved."""
+        for row in s.scalars(select(File).where(File.sha256 == sha256, File.path != exclude_path)):
+            if not os.path.lexists(row.path):
+                return row
+        return None
+
+    def link_source(self, s: Session, file_row: File, info: SourceInfo) -> FileSource:
+        """Record that ``file_row`` is ``info`` at its source (model → version → file link), idempotently."""
+        model = s.scalar(
+            select(SourceModel).where(SourceModel.source == info.source, SourceModel.source_model_id == str(info.model_id))
+        )
+        if model is None:
+            model = SourceModel(source=info.source, source_model_id=str(info.model_id))
+            s.add(model)
+        for attr, value in (("name", info.model_name), ("type", info.model_type), ("creator", info.creator),
+                            ("description", info.description), ("page_url", info.page_url), ("nsfw", info.nsfw),
+                            ("license", info.license), ("tags", info.tags or None)):
+            if value is not None:
+                setattr(model, attr, value)
+        s.flush()
+        version_key = str(info.version_id) if info.version_id is not None else ""
+        version = s.scalar(
+            select(SourceVersion).where(SourceVersion.model_id == model.id, SourceVersion.source_version_id == version_key)
+        )
+        if version is None:
+            version = SourceVersion(model_id=model.id, source_version_id=version_key)
+            s.add(version)
+        for attr, value in (("name", info.version_name), ("base_model", info.base_model),
+                            ("trained_words", info.trained_words or None), ("extra", info.extra or None)):
+            if value is not None:
+                setattr(version, attr, value)
+        s.flush()
+        link = s.scalar(select(FileSource).where(FileSource.file_id == file_row.id, FileSource.version_id == version.id))
+        if link is None:
+            link = FileSource(file_id=file_row.id, version_id=version.id)
+            s.add(link)
+        link.source_file_id = info.file_id
+        link.original_filename = info.original_filename
+        link.download_url = info.download_url
+        link.published_hashes = {k.lower(): v.lower() for k, v in info.published_hashes.items() if v} or None
+        link.claimed_family = info.claimed_family
+        s.flush()
+        return link
+
+    def reindex(self, s: Session, file_row: File) -> None:
+        """Rebuild the search terms of one file from its name, path stem, sources, tags and trigger words."""
+        s.execute(delete(SearchTerm).where(SearchTerm.file_id == file_row.id))
+        texts: list[str | None] = [file_row.name, Path(file_row.path).stem, file_row.family, file_row.kind]
+        for link in s.scalars(select(FileSource).where(FileSource.file_id == file_row.id)):
+            version = s.get(SourceVersion, link.version_id)
+            if version is None:
+                continue
+            model = s.get(SourceModel, version.model_id)
+            texts += [version.name, version.base_model, link.original_filename]
+            texts += list(version.trained_words or [])
+            if model is not None:
+                texts += [model.name, model.creator, model.type]
+                texts += list(model.tags or [])
+        for term in sorted(terms_of(texts)):
+            s.add(SearchTerm(term=term, file_id=file_row.id))
+        s.flush()
+
+    def set_verified(self, file_id: int, status: str, detail: str | None) -> None:
+        with self.transaction() as s:
+            row = s.get(File, file_id)
+            if row is not None:
+                row.verified_at = utcnow()
+                row.verify_status = status
+                row.verify_detail = detail
+
+    def delete_file(self, file_id: int) -> None:
+        with self.transaction() as s:
+            row = s.get(File, file_id)
+            if row is not None:
+                s.delete(row)
+
+    def bulk_insert_for_bench(self, rows: Sequence[dict[str, Any]], terms: Iterable[tuple[str, int]]) -> None:
+        """Fast path used only by benchmarks to build a large catalogue."""
+        with self.transaction() as s:
+            s.execute(File.__table__.insert(), list(rows))
+            s.execute(SearchTerm.__table__.insert(), [{"term": t, "file_id": f} for t, f in terms])
+
+
+def to_record(f: File) -> FileRecord:
+    sources = []
+    for link in f.sources:
+        v = link.version
+        m = v.model
+        sources.append(
+            SourceInfo(
+                source=m.source,
+                model_id=m.source_model_id,
+                version_id=v.source_version_id or None,
+                file_id=link.source_file_id,
+                model_name=m.name,
+                version_name=v.name,
+                model_type=m.type,
+                base_model=v.base_model,
+                page_url=m.page_url,
+                download_url=link.download_url,
+                original_filename=link.original_filename,
+                published_hashes=dict(link.published_hashes or {}),
+                trained_words=list(v.trained_words or []),
+                tags=list(m.tags or []),
+                nsfw=m.nsfw,
+                license=m.license,
+                creator=m.creator,
+                description=m.description,
+                claimed_family=link.claimed_family,
+                extra=dict(v.extra or {}),
+            )
+        )
+    return FileRecord(
+        id=f.id, path=f.path, name=f.name, format=f.format, size=f.size, mtime_ns=f.mtime_ns,
+        sha256=f.sha256, autov1=f.autov1, autov3=f.autov3, crc32=f.crc32, blake3=f.blake3,
+        family=f.family, kind=f.kind, variant=f.variant, precision=f.precision,
+        identification=f.identification, identify_error=f.identify_error, hash_error=f.hash_error,
+        family_mismatch=f.family_mismatch, added_at=_aware(f.added_at), verified_at=_aware(f.verified_at),
+        verify_status=f.verify_status, verify_detail=f.verify_detail, sources=sources,
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    from datetime import timezone
+
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
