@@ -1,0 +1,72 @@
+"""registry.db.schema must equal what the models emit, and the database must carry its version."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hub.catalogue import SCHEMA_VERSION, Catalogue
+from hub.catalogue.schema import sqlite_ddl
+from hub.errors import CatalogueError, SchemaTooNewError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_schema_file_matches_models() -> None:
+    on_disk = (ROOT / "registry.db.schema").read_text()
+    assert on_disk == sqlite_ddl(), (
+        "registry.db.schema is out of date with hub/catalogue/models.py; regenerate it with:\n"
+        "    python -m hub.catalogue.schema > registry.db.schema"
+    )
+
+
+def test_schema_file_creates_the_same_tables_as_the_models(tmp_path: Path) -> None:
+    # Running the DDL file by hand gives a database the catalogue opens without changes.
+    db = tmp_path / "from_ddl.db"
+    con = sqlite3.connect(db)
+    con.executescript((ROOT / "registry.db.schema").read_text())
+    con.execute("INSERT INTO schema_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    con.commit()
+    con.close()
+    cat = Catalogue(f"sqlite:///{db}")
+    assert cat.schema_version() == SCHEMA_VERSION
+    assert cat.count() == 0
+
+
+def test_new_catalogue_records_version_and_uses_wal(tmp_path: Path) -> None:
+    db = tmp_path / "a" / "registry.db"
+    cat = Catalogue(f"sqlite:///{db}")
+    assert cat.schema_version() == SCHEMA_VERSION
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    Catalogue(f"sqlite:///{db}").close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE schema_meta SET value='999' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaTooNewError, match="schema version 999, newer"):
+        Catalogue(f"sqlite:///{db}")
+
+
+def test_corrupt_database_is_reported(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    db.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(CatalogueError, match="corrupt or not an sdhub database"):
+        Catalogue(f"sqlite:///{db}")
+
+
+def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(CatalogueError, match="not an sdhub catalogue"):
+        Catalogue(f"sqlite:///{db}")
