@@ -68,6 +68,20 @@ def load_plugins() -> None:
             _dist_of[ep.name] = (ep.dist.name, ep.dist.version)
 
 
+def reload_plugins() -> None:
+    """Forget entry-point plugins and load them again (after installing a plugin in-process; tests)."""
+    global _loaded
+    for name in list(_dist_of) + [ep.name for ep in _entry_points()]:
+        plugin = pm.get_plugin(name)
+        if plugin is not None:
+            pm.unregister(plugin)
+    _dist_of.clear()
+    _problems.clear()
+    _loaded = False
+    reset_registries()
+    load_plugins()
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
     return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 

@@ -1,0 +1,189 @@
+"""`sdhub scan`, `list`, `info`, `rm`, `verify` end to end on real files and a real SQLite catalogue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from safetensors_files import SD15_UNET_MARKERS, SDXL_LORA_KOHYA, write_safetensors
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    write_safetensors(root / "checkpoints" / "dreamy_v1.safetensors", SD15_UNET_MARKERS,
+                      {"modelspec.title": "Dreamy"}, fill=b"\x01\x02\x03")
+    write_safetensors(root / "loras" / "pixel_style.safetensors", SDXL_LORA_KOHYA,
+                      {"ss_base_model_version": "sdxl_base_v1-0", "ss_output_name": "pixel_style"}, fill=b"\x07")
+    (root / "notes.txt").write_text("not a model")
+    return root
+
+
+def _scan(run_cli, *paths: Path):  # type: ignore[no-untyped-def]
+    result = run_cli("scan", "--json", *map(str, paths))
+    return result, json.loads(result.stdout)
+
+
+def test_scan_registers_files_and_lists_them(run_cli, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result, report = _scan(run_cli, model_dir)
+    assert result.exit_code == 0, result.output
+    assert report["summary"]["added"] == 2 and report["summary"]["error"] == 0
+    listed = json.loads(run_cli("list", "--json").stdout)
+    by_name = {r["name"]: r for r in listed}
+    assert set(by_name) == {"dreamy_v1.safetensors", "pixel_style.safetensors"}
+    ckpt = by_name["dreamy_v1.safetensors"]
+    expected = hashlib.sha256((model_dir / "checkpoints" / "dreamy_v1.safetensors").read_bytes()).hexdigest()
+    assert ckpt["hashes"]["sha256"] == expected
+    assert ckpt["hashes"]["autov2"] == expected[:10]
+    assert ckpt["format"] == "safetensors"
+    assert ckpt["size"] == (model_dir / "checkpoints" / "dreamy_v1.safetensors").stat().st_size
+    # The documented, stable shape of `sdhub list --json`.
+    assert set(ckpt) >= {"id", "path", "name", "format", "size", "family", "kind", "variant", "precision",
+                         "hashes", "sources", "family_mismatch", "added_at", "verified_at", "verify_status"}
+    assert set(ckpt["hashes"]) == {"sha256", "autov1", "autov2", "autov3", "crc32", "blake3"}
+
+
+def test_rescan_of_unchanged_files_reads_nothing(run_cli, model_dir: Path, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    before = {r.path: r for r in hub_instance.list()}
+    result, report = _scan(run_cli, model_dir)
+    assert report["summary"] == {"added": 0, "updated": 0, "moved": 0, "unchanged": 2, "missing": 0, "error": 0}
+    # An unchanged file is trusted from the stat cache: its record is not rewritten.
+    with hub_instance.catalogue.session() as s:
+        from hub.catalogue.models import File
+
+        hashed = {f.path: f.hashed_at for f in s.query(File)}
+    first = {p: hub_instance.catalogue.by_path(p) for p in before}
+    assert all(first[p].sha256 == before[p].sha256 for p in before)
+    assert len(hashed) == 2
+
+
+def test_changed_file_is_rehashed(run_cli, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    lora = model_dir / "loras" / "pixel_style.safetensors"
+    write_safetensors(lora, SDXL_LORA_KOHYA, {"ss_output_name": "pixel_style_v2"}, fill=b"\x09")
+    _, report = _scan(run_cli, model_dir)
+    assert report["summary"]["updated"] == 1 and report["summary"]["unchanged"] == 1
+    rec = [r for r in json.loads(run_cli("list", "--json").stdout) if r["name"] == "pixel_style.safetensors"][0]
+    assert rec["hashes"]["sha256"] == hashlib.sha256(lora.read_bytes()).hexdigest()
+
+
+def test_moved_file_keeps_its_record(run_cli, model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    old_id = {r["name"]: r["id"] for r in json.loads(run_cli("list", "--json").stdout)}["dreamy_v1.safetensors"]
+    new_place = model_dir / "archive" / "dreamy_v1.safetensors"
+    new_place.parent.mkdir()
+    os.rename(model_dir / "checkpoints" / "dreamy_v1.safetensors", new_place)
+    _, report = _scan(run_cli, model_dir)
+    assert report["summary"]["moved"] == 1 and report["summary"]["added"] == 0
+    listed = json.loads(run_cli("list", "--json").stdout)
+    assert len(listed) == 2
+    moved = [r for r in listed if r["name"] == "dreamy_v1.safetensors"][0]
+    assert moved["id"] == old_id and moved["path"] == str(new_place.resolve())
+
+
+def test_deleted_file_is_reported_missing_not_dropped(run_cli, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    (model_dir / "loras" / "pixel_style.safetensors").unlink()
+    _, report = _scan(run_cli, model_dir)
+    assert report["summary"]["missing"] == 1
+    assert len(json.loads(run_cli("list", "--json").stdout)) == 2
+
+
+def test_bad_paths_are_reported_and_the_scan_goes_on(run_cli, model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (model_dir / "broken_link.safetensors").symlink_to(tmp_path / "gone.safetensors")
+    result = run_cli("scan", str(model_dir), str(tmp_path / "nowhere"), str(model_dir / "notes.txt"))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "nowhere: no such file or folder" in result.stderr
+    assert "broken_link.safetensors: vanished or unreadable" in result.stderr
+    assert "notes.txt: not a model file type" in result.stderr
+    assert len(json.loads(run_cli("list", "--json").stdout)) == 2  # the good files still got in
+
+
+def test_list_filters_and_text_search(run_cli, model_dir: Path, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    from hub.catalogue import SourceInfo
+
+    _scan(run_cli, model_dir)
+    lora = hub_instance.get("pixel_style.safetensors")
+    hub_instance.attach_source(lora, SourceInfo(source="civitai", model_id="4201", version_id="130072",
+                                                model_name="Pixel Art XL", base_model="SDXL 1.0",
+                                                trained_words=["pixelart"], tags=["retro", "style"]))
+    names = lambda *a: sorted(r["name"] for r in json.loads(run_cli("list", "--json", *a).stdout))  # noqa: E731
+    assert names("--text", "pixelart") == ["pixel_style.safetensors"]
+    assert names("--text", "retr") == ["pixel_style.safetensors"]      # prefix of a tag
+    assert names("--text", "dreamy") == ["dreamy_v1.safetensors"]
+    assert names("--text", "pixel retro") == ["pixel_style.safetensors"]
+    assert names("--text", "pixel dreamy") == []
+    assert names("--source", "civitai") == ["pixel_style.safetensors"]
+    table = run_cli("list")
+    assert "pixel_style.safetensors" in table.stdout and "civitai" in table.stdout
+
+
+def test_get_by_hash_prefix_id_and_name(run_cli, model_dir: Path, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    rec = hub_instance.get("dreamy_v1.safetensors")
+    assert hub_instance.get(rec.sha256[:8].upper()).id == rec.id
+    assert hub_instance.get(f"sha256:{rec.sha256}").id == rec.id
+    assert hub_instance.get(rec.blake3[:12]).id == rec.id
+    assert hub_instance.get(f"#{rec.id}").id == rec.id
+    assert hub_instance.get(rec.path).id == rec.id
+    result = run_cli("info", "deadbeefdeadbeef")
+    assert result.exit_code == 1 and "matches nothing in the catalogue" in result.stderr
+
+
+def test_rm_keeps_file_unless_asked(run_cli, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    ckpt = model_dir / "checkpoints" / "dreamy_v1.safetensors"
+    assert run_cli("rm", "dreamy_v1.safetensors").exit_code == 0
+    assert ckpt.exists()
+    assert [r["name"] for r in json.loads(run_cli("list", "--json").stdout)] == ["pixel_style.safetensors"]
+    assert run_cli("rm", "--delete-file", "pixel_style.safetensors").exit_code == 0
+    assert not (model_dir / "loras" / "pixel_style.safetensors").exists()
+    assert json.loads(run_cli("list", "--json").stdout) == []
+
+
+def test_verify_rehashes_even_when_stat_is_unchanged(run_cli, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    ok = run_cli("verify", "--json")
+    assert ok.exit_code == 0 and {r["status"] for r in json.loads(ok.stdout)} == {"ok"}
+    ckpt = model_dir / "checkpoints" / "dreamy_v1.safetensors"
+    st = ckpt.stat()
+    with ckpt.open("r+b") as fh:  # silent corruption: same size, same mtime
+        fh.seek(st.st_size - 10)
+        fh.write(b"CORRUPTED!")
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns))
+    bad = run_cli("verify", "dreamy_v1.safetensors")
+    assert bad.exit_code == 1
+    assert "mismatch" in bad.stdout and "sha256" in bad.stdout
+    rec = [r for r in json.loads(run_cli("list", "--json").stdout) if r["name"] == "dreamy_v1.safetensors"][0]
+    assert rec["verify_status"] == "mismatch" and rec["verified_at"]
+
+
+def test_verify_checks_published_hashes(run_cli, model_dir: Path, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    from hub.catalogue import SourceInfo
+
+    _scan(run_cli, model_dir)
+    rec = hub_instance.get("pixel_style.safetensors")
+    hub_instance.attach_source(rec, SourceInfo(source="civitai", model_id="1", version_id="2",
+                                               published_hashes={"SHA256": "AB" * 32, "AutoV2": rec.sha256[:10].upper()}))
+    result = run_cli("verify", "--json", "pixel_style.safetensors")
+    data = json.loads(result.stdout)[0]
+    assert data["status"] == "mismatch"
+    assert any("civitai's published" in p and "sha256" in p for p in data["problems"])
+    assert not any("autov2" in p for p in data["problems"])
+
+
+def test_scan_registers_diffusers_folder_as_one_entry(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "models" / "tiny-sd"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    write_safetensors(folder / "unet" / "diffusion_pytorch_model.safetensors", {"conv_in.weight": ("F32", [4, 4])})
+    _, report = _scan(run_cli, tmp_path / "models")
+    assert report["summary"]["added"] == 1
+    rec = json.loads(run_cli("list", "--json").stdout)[0]
+    assert rec["format"] == "diffusers" and rec["name"] == "tiny-sd" and len(rec["hashes"]["sha256"]) == 64
