@@ -200,13 +200,21 @@ def get_sampler(name: str, family: str | None = None) -> Sampler:
         raise SamplerError(
             f"unknown sampler {name!r}; samplers{where}: {', '.join(usable) or '(none registered)'}"
         )
-    if family is not None and not sampler.serves(family):
-        raise SamplerError(
-            f"sampler {sampler.name!r} cannot run a {family} model (it serves "
-            f"{', '.join(sampler.families) or 'no family'}); samplers for {family}: "
-            f"{', '.join(usable) or '(none registered)'}"
-        )
+    if family is not None:
+        require_serves(sampler, family)
     return sampler
+
+
+def require_serves(sampler: Sampler, family: str) -> None:
+    """Raise a SamplerError listing the samplers ``family`` can use when ``sampler`` cannot run it."""
+    if sampler.serves(family):
+        return
+    usable = sorted(s.name for s in _registry() if s.serves(family))
+    raise SamplerError(
+        f"sampler {sampler.name!r} cannot run a {family} model (it serves "
+        f"{', '.join(sampler.families) or 'no family'}); samplers for {family}: "
+        f"{', '.join(usable) or '(none registered)'}"
+    )
 
 
 __all__ = [
@@ -218,6 +226,7 @@ __all__ = [
     "SchedulerSampler",
     "all_samplers",
     "get_sampler",
+    "require_serves",
     "samplers_for",
     "schedule_kind",
     "scheduler_config",

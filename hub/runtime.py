@@ -1,0 +1,578 @@
+"""Run a model: ``hub.pipeline(ref, sampler=..., loras=[...], device=...)`` and ``.generate(prompt, ...)``.
+
+The steps, in order, each with a clear error when it fails:
+1. resolve ``ref`` (a path, or a catalogue/source reference through ``Hub.resolve``, which installs
+   a missing model first);
+2. identify it (family, kind) unless ``family=`` overrides, and pick the registered pipeline for
+   that family: the file name plays no part;
+3. resolve and identify each LoRA and check it against the model with ``check_compatible``;
+4. choose device and dtype (cuda: bf16 where supported else fp16; mps: fp16; cpu: fp32);
+5. load through the pipeline plugin, then generate with the chosen sampler and a seeded CPU
+   generator, so a seed gives the same image on any machine for a given device kind.
+
+Images carry A1111-style infotext in the PNG "parameters" chunk (Model hash = AutoV2, Lora hashes
+= AutoV3 short), which Civitai and the UIs read to recognise the resources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    BadReferenceError,
+    FileAccessError,
+    IncompatibleError,
+    PipelineError,
+    SdhubError,
+)
+from .pipelines import (
+    Defaults,
+    GenerateRequest,
+    LoraToApply,
+    ModelToRun,
+    Pipeline,
+    RunOptions,
+    Runner,
+    StepCallback,
+    pipeline_for,
+)
+
+FAMILY_CHOICES = ("sd1", "sd2", "sdxl", "sd3")
+DTYPE_ALIASES = {
+    "fp32": "fp32", "float32": "fp32", "float": "fp32",
+    "fp16": "fp16", "float16": "fp16", "half": "fp16",
+    "bf16": "bf16", "bfloat16": "bf16",
+}
+
+
+# -- device and dtype ------------------------------------------------------------------------------------
+
+
+def pick_device(requested: str | None = None) -> str:
+    """``requested`` if usable, else cuda > mps > cpu."""
+    import torch
+
+    want = (requested or "auto").lower()
+    if want == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    kind = want.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(f"device {requested!r} requested but CUDA is not available (torch {torch.__version__})")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise PipelineError(f"device {requested!r} requested but MPS is not available")
+    if kind not in ("cuda", "mps", "cpu", "xpu"):
+        raise PipelineError(f"unknown device {requested!r}; use auto, cuda, cuda:N, mps or cpu")
+    return want
+
+
+def pick_dtype(device: str, requested: str | None = None) -> str:
+    """fp16/bf16 on accelerators, fp32 on the CPU (half precision there is slow or unsupported)."""
+    if requested and requested.lower() != "auto":
+        dtype = DTYPE_ALIASES.get(requested.lower())
+        if dtype is None:
+            raise PipelineError(f"unknown dtype {requested!r}; use auto, fp32, fp16 or bf16")
+        if dtype == "fp16" and device.startswith("cpu"):
+            raise PipelineError("fp16 is not supported on the CPU; use fp32 (default) or bf16")
+        return dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.startswith("mps"):
+        return "fp16"
+    return "fp32"
+
+
+# -- references -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """A local model file and what the catalogue already knows about it."""
+
+    path: Path
+    sha256: str | None = None
+    autov3: str | None = None
+    identification: Any = None
+    name: str = ""
+
+
+def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
+    """A path as it is; anything else through ``Hub.resolve`` (catalogue first, install on a miss)."""
+    path = Path(os.fspath(ref)).expanduser()
+    if path.exists():
+        return _with_catalogue_facts(Resolved(path=path.resolve(), name=path.name))
+    text = os.fspath(ref)
+    looks_like_path = os.sep in text or text.endswith((".safetensors", ".ckpt", ".pt"))
+    try:
+        from .api import Hub
+    except ImportError as exc:  # pragma: no cover - the catalogue is part of the core
+        raise BadReferenceError(f"{text!r} is not a file, and references need the catalogue: {exc}") from exc
+    hub = Hub()
+    try:
+        try:
+            result = hub.resolve(text)
+        except BadReferenceError:
+            if looks_like_path:
+                raise FileAccessError(f"{text}: no such file or folder") from None
+            raise
+    finally:
+        close = getattr(hub, "close", None)
+        if close:
+            close()
+    return _from_resolved(result, text)
+
+
+def _from_resolved(result: Any, ref: str) -> Resolved:
+    if isinstance(result, (str, os.PathLike)):
+        p = Path(os.fspath(result))
+        return _with_catalogue_facts(Resolved(path=p, name=p.name))
+    record = getattr(result, "record", None) or result
+    raw_path = getattr(record, "path", None) or getattr(result, "path", None)
+    if raw_path is None:
+        raise PipelineError(f"{ref!r} did not resolve to a local file (got {type(result).__name__})")
+    ident = getattr(record, "identification", None)
+    if isinstance(ident, dict):
+        ident = _identification_from_dict(ident)
+    p = Path(os.fspath(raw_path))
+    return Resolved(
+        path=p,
+        sha256=getattr(record, "sha256", None),
+        autov3=getattr(record, "autov3", None),
+        identification=ident,
+        name=getattr(record, "name", None) or p.name,
+    )
+
+
+def _with_catalogue_facts(res: Resolved) -> Resolved:
+    """Reuse the catalogue's hashes for a path when the file is unchanged since it was catalogued."""
+    if res.path.is_dir():
+        return res
+    try:
+        from .api import Hub
+
+        hub = Hub()
+        try:
+            record = hub.catalogue.by_path(str(res.path))
+        finally:
+            hub.close()
+    except Exception:  # no catalogue yet, or an older schema: hashing the file later is the fallback
+        return res
+    if record is None:
+        return res
+    st = res.path.stat()
+    if getattr(record, "size", None) == st.st_size and getattr(record, "mtime_ns", None) == st.st_mtime_ns:
+        res.sha256 = record.sha256
+        res.autov3 = record.autov3
+        ident = record.identification
+        res.identification = _identification_from_dict(ident) if isinstance(ident, dict) else None
+    return res
+
+
+def _identification_from_dict(data: dict[str, Any]) -> Any:
+    try:
+        from .identify import Identification
+
+        return Identification.from_dict(data)
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# -- identification ----------------------------------------------------------------------------------------
+
+
+def _identify(path: Path) -> Any:
+    """hub.identify's answer, or None while that area is not installed."""
+    try:
+        from .identify import identify_path
+    except ImportError:
+        return None
+    return identify_path(path)
+
+
+def model_to_run(res: Resolved, family: str | None = None) -> ModelToRun:
+    """What the pipeline needs to know about the model; ``family`` overrides identification."""
+    ident = res.identification or _identify(res.path)
+    is_dir = res.path.is_dir()
+    fmt = "diffusers" if is_dir else ("ckpt" if res.path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin") else "safetensors")
+    identified_family = getattr(ident, "family", None)
+    identified_kind = getattr(ident, "kind", None)
+    chosen_family = family or identified_family
+    if not chosen_family or chosen_family == "unknown":
+        raise PipelineError(
+            f"{res.path}: cannot tell which model family this is"
+            + (f" (identification: {identified_family}/{identified_kind})" if ident is not None else "")
+            + f"; pass --family ({'|'.join(FAMILY_CHOICES)})"
+        )
+    kind = identified_kind if identified_kind not in (None, "unknown") else "checkpoint"
+    if family and kind not in ("checkpoint", "diffusion_model"):
+        kind = "checkpoint"  # the user says it is a model of this family; trust the override
+    if kind == "lora":
+        raise PipelineError(f"{res.path} is a LoRA, not a model: pass it with --lora / loras=[...]")
+    if kind not in ("checkpoint",):
+        raise PipelineError(
+            f"{res.path} is a {identified_family} {kind}, not a full checkpoint; sdhub runs checkpoints and diffusers folders"
+        )
+    return ModelToRun(
+        path=res.path,
+        family=chosen_family,
+        kind=kind,
+        variant=getattr(ident, "variant", None),
+        format=fmt,
+        name=res.name or res.path.name,
+        identification=_with_family(ident, chosen_family) if ident is not None else None,
+        sha256=res.sha256,
+    )
+
+
+def _with_family(ident: Any, family: str) -> Any:
+    if getattr(ident, "family", None) == family:
+        return ident
+    if dataclasses.is_dataclass(ident):
+        return dataclasses.replace(ident, family=family)
+    return ident
+
+
+def parse_lora_arg(text: str) -> tuple[str, float]:
+    """``REF[:WEIGHT]`` -> (ref, weight); the weight is the part after the last colon if it is a number."""
+    ref, sep, weight = text.rpartition(":")
+    if sep:
+        try:
+            return ref, float(weight)
+        except ValueError:
+            pass
+    return text, 1.0
+
+
+def prepare_lora(spec: Any, model: ModelToRun) -> LoraToApply:
+    """Resolve one LoRA (``"ref"``, ``"ref:0.7"``, ``(ref, weight)`` or a LoraToApply) and check it fits."""
+    if isinstance(spec, LoraToApply):
+        ref, weight = spec.path, spec.weight
+    elif isinstance(spec, (tuple, list)):
+        ref, weight = spec[0], float(spec[1])
+    else:
+        text = os.fspath(spec)
+        ref, weight = (text, 1.0) if Path(text).expanduser().exists() else parse_lora_arg(text)
+    res = resolve_ref(ref)
+    if res.path.is_dir():
+        raise IncompatibleError(f"{res.path} is a folder, not a LoRA file")
+    ident = res.identification or _identify(res.path)
+    if ident is not None:
+        if getattr(ident, "kind", None) not in ("lora", None):
+            raise IncompatibleError(f"{res.path} is a {ident.family} {ident.kind}, not a LoRA")
+        if model.identification is not None:
+            from .identify import check_compatible
+
+            verdict = check_compatible(model.identification, ident)
+            if not verdict.ok:
+                raise IncompatibleError(f"LoRA {res.path.name} cannot be used with {model.name}: {verdict.reason}")
+    return LoraToApply(path=res.path, weight=weight, name=res.path.stem, identification=ident, autov3=res.autov3)
+
+
+# -- infotext ---------------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    """A1111 quotes values that contain its separators."""
+    if any(c in value for c in ',:\n"'):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return value
+
+
+def format_infotext(
+    prompt: str,
+    negative_prompt: str,
+    params: dict[str, Any],
+) -> str:
+    """The A1111 "parameters" text: prompt line, ``Negative prompt:`` line, then ``Key: value, ...``."""
+    lines = [prompt]
+    if negative_prompt:
+        lines.append(f"Negative prompt: {negative_prompt}")
+    lines.append(", ".join(f"{k}: {_quote(str(v))}" for k, v in params.items() if v is not None and v != ""))
+    return "\n".join(lines)
+
+
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def write_png(image: Any, path: Path, infotext: str) -> Path:
+    """Save ``image`` with the infotext chunk; written to a temporary name then renamed (never half-written)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngInfo()
+    info.add_text("parameters", infotext)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", pnginfo=info)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+# -- the API -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Generation:
+    """The images of one ``generate`` call, their seeds and infotexts."""
+
+    images: list[Any]
+    seeds: list[int]
+    infotexts: list[str]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image(self) -> Any:
+        return self.images[0]
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
+
+    @property
+    def infotext(self) -> str:
+        return self.infotexts[0]
+
+    def save(self, path: str | os.PathLike[str], index: int = 0) -> Path:
+        return write_png(self.images[index], Path(path), self.infotexts[index])
+
+
+class RuntimePipeline:
+    """A loaded model with its LoRAs and default sampler; call :meth:`generate` any number of times."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        pipeline: Pipeline,
+        model: ModelToRun,
+        loras: list[LoraToApply],
+        sampler: Any,
+        device: str,
+        dtype: str,
+        defaults: Defaults,
+    ) -> None:
+        self.runner = runner
+        self.pipeline = pipeline
+        self.model = model
+        self.loras = loras
+        self.sampler = sampler
+        self.device = device
+        self.dtype = dtype
+        self.defaults = defaults
+        self._model_hash: str | None = model.sha256[:10] if model.sha256 else None
+
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    def model_hash(self) -> str | None:
+        """AutoV2 (first 10 hex of the SHA-256) of a single-file model; None for diffusers folders."""
+        if self._model_hash is None and not self.model.is_diffusers_folder:
+            self._model_hash = _fingerprint(self.model.path).sha256[:10]
+        return self._model_hash
+
+    def lora_hashes(self) -> list[tuple[str, str]]:
+        out = []
+        for lora in self.loras:
+            if lora.autov3 is None:
+                lora.autov3 = _fingerprint(lora.path).autov3
+            if lora.autov3:
+                out.append((lora.name, lora.autov3[:12]))
+        return out
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        negative_prompt: str = "",
+        steps: int | None = None,
+        cfg: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        sampler: Any = None,
+        num_images: int = 1,
+        on_step: StepCallback | None = None,
+        infotext: bool = True,
+    ) -> Generation:
+        """Text to image. Unset options take the family's defaults; ``seed=None`` draws one (it is reported)."""
+        from .samplers import Sampler, get_sampler, require_serves
+
+        chosen = sampler if sampler is not None else self.sampler
+        if chosen is not None and not isinstance(chosen, Sampler):
+            chosen = get_sampler(str(chosen), self.family)
+        elif chosen is not None:
+            require_serves(chosen, self.family)
+        width = width or self.defaults.width
+        height = height or self.defaults.height
+        if width % 8 or height % 8 or width <= 0 or height <= 0:
+            raise PipelineError(f"width and height must be positive multiples of 8 (got {width}x{height})")
+        steps = steps or self.defaults.steps
+        if steps < 1:
+            raise PipelineError(f"steps must be at least 1 (got {steps})")
+        cfg = self.defaults.cfg if cfg is None else cfg
+        if num_images < 1:
+            raise PipelineError("num_images must be at least 1")
+        if seed is None or seed < 0:
+            seed = random.randrange(0, 2**32 - num_images)
+        request = GenerateRequest(
+            prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, width=width, height=height,
+            seed=seed, num_images=num_images, sampler=chosen, on_step=on_step,
+        )
+        images = self.runner.generate(request)
+        seeds = [seed + i for i in range(len(images))]
+        params: dict[str, Any] = {
+            "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps, "cfg": cfg, "width": width,
+            "height": height, "seed": seed, "sampler": chosen.name if chosen else None,
+            "family": self.family, "device": self.device, "dtype": self.dtype,
+            "loras": [{"name": lora.name, "weight": lora.weight} for lora in self.loras],
+        }
+        texts = [self.infotext_for(request, s) if infotext else "" for s in seeds]
+        return Generation(images=images, seeds=seeds, infotexts=texts, parameters=params)
+
+    def infotext_for(self, request: GenerateRequest, seed: int) -> str:
+        params: dict[str, Any] = {
+            "Steps": request.steps,
+            "Sampler": request.sampler.display_name if request.sampler is not None else "Default",
+            "CFG scale": _fmt_number(request.cfg),
+            "Seed": seed,
+            "Size": f"{request.width}x{request.height}",
+            "Model hash": self.model_hash(),
+            "Model": Path(self.model.name).stem if self.model.name else None,
+        }
+        hashes = self.lora_hashes()
+        if hashes:
+            params["Lora hashes"] = ", ".join(f"{name}: {h}" for name, h in hashes)
+            params["Lora weights"] = ", ".join(f"{lora.name}: {_fmt_number(lora.weight)}" for lora in self.loras)
+        params["Version"] = f"sdhub {_version()}"
+        return format_infotext(request.prompt, request.negative_prompt, params)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("sdhub")
+    except Exception:
+        return "dev"
+
+
+def _fingerprint(path: Path) -> Any:
+    from .fingerprint import fingerprint_file
+
+    return fingerprint_file(path)
+
+
+def pipeline(
+    ref: str | os.PathLike[str],
+    *,
+    sampler: Any = None,
+    loras: Sequence[Any] = (),
+    device: str | None = None,
+    dtype: str | None = None,
+    family: str | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+    cpu_offload: bool = False,
+    vae_tiling: bool = False,
+    compile: bool = False,
+    refiner: str | os.PathLike[str] | None = None,
+    refiner_switch: float = 0.8,
+    offline: bool = False,
+) -> RuntimePipeline:
+    """Load ``ref`` (path or reference) ready to generate; see the module docstring for the steps."""
+    if family is not None and family not in FAMILY_CHOICES:
+        raise PipelineError(f"unknown family {family!r}; use one of {', '.join(FAMILY_CHOICES)}")
+    model = model_to_run(resolve_ref(ref), family)
+    pipe_plugin = pipeline_for(model.family, model.kind)
+    from .samplers import get_sampler
+
+    defaults = _defaults_for(pipe_plugin, model.family)
+    chosen_sampler = sampler
+    if chosen_sampler is None:
+        chosen_sampler = get_sampler(defaults.sampler, model.family)
+    elif isinstance(chosen_sampler, str):
+        chosen_sampler = get_sampler(chosen_sampler, model.family)
+    else:
+        chosen_sampler = _checked_sampler(chosen_sampler, model.family)
+    prepared = [prepare_lora(spec, model) for spec in _as_list(loras)]
+    options = RunOptions(
+        config_dir=Path(config_dir) if config_dir is not None else None,
+        cpu_offload=cpu_offload,
+        vae_tiling=vae_tiling,
+        compile=compile,
+        refiner=model_to_run(resolve_ref(refiner), None) if refiner is not None else None,
+        refiner_switch=refiner_switch,
+        offline=offline,
+    )
+    if not 0.0 < refiner_switch < 1.0:
+        raise PipelineError(f"refiner_switch must be between 0 and 1 (got {refiner_switch})")
+    chosen_device = pick_device(device)
+    chosen_dtype = pick_dtype(chosen_device, dtype)
+    try:
+        runner = pipe_plugin.load(model, prepared, chosen_device, chosen_dtype, options)
+    except SdhubError:
+        raise
+    except ImportError as exc:
+        from .errors import RuntimeMissingError
+
+        raise RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})") from exc
+    return RuntimePipeline(runner, pipe_plugin, model, prepared, chosen_sampler, chosen_device, chosen_dtype, defaults)
+
+
+def _defaults_for(pipe_plugin: Pipeline, family: str) -> Defaults:
+    getter = getattr(pipe_plugin, "defaults_for", None)
+    return getter(family) if callable(getter) else pipe_plugin.defaults
+
+
+def _checked_sampler(sampler: Any, family: str) -> Any:
+    from .samplers import Sampler, require_serves
+
+    if not isinstance(sampler, Sampler):
+        raise PipelineError(f"sampler must be a name or a hub.samplers.Sampler, not {type(sampler).__name__}")
+    require_serves(sampler, family)
+    return sampler
+
+
+def _as_list(loras: Any) -> list[Any]:
+    if loras is None:
+        return []
+    if isinstance(loras, (str, os.PathLike)):
+        return [loras]
+    return list(loras) if isinstance(loras, Iterable) else [loras]
+
+
+__all__ = [
+    "FAMILY_CHOICES",
+    "Generation",
+    "RuntimePipeline",
+    "format_infotext",
+    "parse_lora_arg",
+    "pick_device",
+    "pick_dtype",
+    "pipeline",
+    "resolve_ref",
+    "write_png",
+]

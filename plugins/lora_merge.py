@@ -1,0 +1,356 @@
+"""Merge LoRA files into a loaded diffusers pipeline: kohya-ss and diffusers/PEFT formats.
+
+Why merge instead of diffusers' ``load_lora_weights``: that path needs the ``peft`` package and
+adds a LoRA branch to every targeted layer for the whole run; merging ``W += weight * scale * up @
+down`` once costs nothing per step, which keeps sdhub's speed equal to the bare pipeline. Module
+names are matched against the *loaded* model, so any block layout works (kohya's SDXL LoRAs use the
+original UNet names, which are mapped back to diffusers names from the model's own config).
+
+Every tensor group of the file must land on a layer of the right shape; a LoRA that does not fit
+raises :class:`~hub.errors.IncompatibleError` naming the file, rather than half-applying.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub.errors import HeaderError, IncompatibleError
+
+KOHYA_COMPONENTS = {
+    # kohya prefix -> pipeline component, per family ("te1" is CLIP-L everywhere it exists)
+    "lora_unet": "denoiser",
+    "lora_te": "text_encoder",
+    "lora_te1": "text_encoder",
+    "lora_te2": "text_encoder_2",
+    "lora_te3": "text_encoder_3",
+}
+PEFT_COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
+
+
+@dataclass
+class LoraPart:
+    """One low-rank update: ``delta = scale * up @ down`` on module ``module`` of ``component``."""
+
+    component: str
+    module: str  # a name in the file's own naming (kohya underscores or dotted diffusers names)
+    down: Any
+    up: Any
+    alpha: float | None = None
+    style: str = "dotted"  # "kohya" (underscored name) or "dotted"
+    out_slice: tuple[int, int] | None = None  # rows of a fused qkv ``up`` that belong to ``module``
+
+    @property
+    def rank(self) -> int:
+        return int(self.down.shape[0])
+
+    @property
+    def scale(self) -> float:
+        return 1.0 if self.alpha is None else float(self.alpha) / self.rank
+
+
+@dataclass
+class MergeReport:
+    name: str
+    format: str
+    merged: int = 0
+    components: set[str] = field(default_factory=set)
+
+
+# -- reading --------------------------------------------------------------------------------------------
+
+
+def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Tensors and metadata of a LoRA file (safetensors; .pt/.ckpt through torch's weights_only loader)."""
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+            return load_file(str(path)), metadata
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise HeaderError(f"{path}: not a readable safetensors LoRA ({exc})") from exc
+    import torch
+
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise HeaderError(f"{path}: cannot read LoRA ({type(exc).__name__}: {exc})") from exc
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    return dict(data), {}
+
+
+def parse_lora(tensors: dict[str, Any], metadata: dict[str, str], source: str) -> tuple[str, list[LoraPart]]:
+    """Split a LoRA state dict into parts; returns (format name, parts)."""
+    keys = list(tensors)
+    if any(k.startswith("lora_unet_") or k.startswith("lora_te") for k in keys):
+        return "kohya", _parse_kohya(tensors, source)
+    if any(".lora_A." in k or ".lora_B." in k or ".lora.down." in k or ".lora.up." in k or ".lora_down." in k for k in keys):
+        return "peft", _parse_peft(tensors, metadata, source)
+    lycoris = [k for k in keys if ".hada_" in k or ".lokr_" in k]
+    if lycoris:
+        raise IncompatibleError(f"{source}: LyCORIS LoHa/LoKr networks are not supported (only LoRA/LoCon)")
+    raise IncompatibleError(f"{source}: not a LoRA in a known format (kohya-ss or diffusers/PEFT)")
+
+
+def _parse_kohya(tensors: dict[str, Any], source: str) -> list[LoraPart]:
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        stem, _, leaf = key.partition(".")
+        if not stem.startswith("lora_"):
+            continue
+        groups.setdefault(stem, {})[leaf] = value
+    parts = []
+    for stem, g in groups.items():
+        if "lora_down.weight" not in g or "lora_up.weight" not in g:
+            if any(k.startswith(("hada_", "lokr_")) for k in g):
+                raise IncompatibleError(f"{source}: LyCORIS LoHa/LoKr networks are not supported (only LoRA/LoCon)")
+            raise IncompatibleError(f"{source}: {stem} has no lora_down/lora_up pair")
+        prefix, _, body = stem.partition("_")  # "lora", "unet_..." / "te1_..."
+        comp_key, _, body = body.partition("_")
+        component = KOHYA_COMPONENTS.get(f"lora_{comp_key}")
+        if component is None:
+            raise IncompatibleError(f"{source}: unknown kohya component prefix lora_{comp_key}")
+        alpha = g.get("alpha")
+        parts.append(
+            LoraPart(component, body, g["lora_down.weight"], g["lora_up.weight"],
+                     None if alpha is None else float(alpha), style="kohya")
+        )
+    return parts
+
+
+def _parse_peft(tensors: dict[str, Any], metadata: dict[str, str], source: str) -> list[LoraPart]:
+    adapter_meta: dict[str, Any] = {}
+    if metadata.get("lora_adapter_metadata"):
+        try:
+            adapter_meta = json.loads(metadata["lora_adapter_metadata"])
+        except ValueError:
+            adapter_meta = {}
+    downs: dict[str, Any] = {}
+    ups: dict[str, Any] = {}
+    alphas: dict[str, float] = {}
+    for key, value in tensors.items():
+        k = key.removeprefix("base_model.model.")
+        for down_tag, up_tag in ((".lora_A.weight", ".lora_B.weight"), (".lora.down.weight", ".lora.up.weight"),
+                                 (".lora_down.weight", ".lora_up.weight")):
+            if k.endswith(down_tag):
+                downs[k[: -len(down_tag)]] = value
+                break
+            if k.endswith(up_tag):
+                ups[k[: -len(up_tag)]] = value
+                break
+        else:
+            if k.endswith(".alpha"):
+                alphas[k[: -len(".alpha")]] = float(value)
+    parts = []
+    for stem, down in downs.items():
+        if stem not in ups:
+            raise IncompatibleError(f"{source}: {stem} has a down/A matrix but no up/B matrix")
+        component, _, module = stem.partition(".")
+        if component not in PEFT_COMPONENTS:  # a bare PEFT adapter of the denoiser
+            component, module = "denoiser", stem
+        alpha = alphas.get(stem)
+        if alpha is None and f"{component}.lora_alpha" in adapter_meta:
+            alpha = float(adapter_meta[f"{component}.lora_alpha"])
+        parts.append(LoraPart(component, module, down, ups[stem], alpha, style="dotted"))
+    return parts
+
+
+# -- matching against the model --------------------------------------------------------------------------
+
+
+def _underscored(name: str) -> str:
+    return name.replace(".", "_")
+
+
+class ModuleIndex:
+    """Every weight-bearing module of one component, under each name a LoRA may use for it."""
+
+    def __init__(self, module: Any, original_names: dict[str, str] | None = None) -> None:
+        self.root = module
+        self.by_name: dict[str, Any] = {}
+        self.by_kohya: dict[str, Any] = {}
+        for name, sub in module.named_modules():
+            if not hasattr(sub, "weight") or sub.weight is None:
+                continue
+            for alias in _name_variants(name):
+                self.by_name.setdefault(alias, sub)
+                self.by_kohya.setdefault(_underscored(alias), sub)
+            if original_names and name in original_names:
+                self.by_kohya.setdefault(_underscored(original_names[name]), sub)
+
+    def find(self, part: LoraPart) -> Any:
+        if part.style == "kohya":
+            return self.by_kohya.get(part.module) or self.by_kohya.get(part.module.removeprefix("text_model_"))
+        return self.by_name.get(part.module) or self.by_name.get(part.module.removeprefix("text_model."))
+
+
+def _name_variants(name: str) -> Iterable[str]:
+    yield name
+    # transformers >= 5.6 flattened CLIPTextModel (no "text_model." prefix); LoRAs still carry it.
+    if name.startswith("text_model."):
+        yield name.removeprefix("text_model.")
+    else:
+        yield "text_model." + name
+
+
+def unet_original_names(unet: Any) -> dict[str, str]:
+    """diffusers UNet module name -> original (LDM/SGM) module name, from the UNet's own config."""
+    cfg = unet.config
+    lpb = cfg["layers_per_block"]
+    lpb = lpb if isinstance(lpb, int) else lpb[0]
+    names: dict[str, str] = {}
+    for name, _ in unet.named_modules():
+        p = name.split(".")
+        rest = ".".join(p[4:])
+        if p[0] == "down_blocks" and len(p) >= 4:
+            i, what, j = int(p[1]), p[2], int(p[3])
+            if what == "resnets":
+                names[name] = _join(f"input_blocks.{1 + i * (lpb + 1) + j}.0", _resnet_inner(rest))
+            elif what == "attentions":
+                names[name] = _join(f"input_blocks.{1 + i * (lpb + 1) + j}.1", rest)
+        elif p[0] == "up_blocks" and len(p) >= 4:
+            i, what, j = int(p[1]), p[2], int(p[3])
+            if what == "resnets":
+                names[name] = _join(f"output_blocks.{i * (lpb + 1) + j}.0", _resnet_inner(rest))
+            elif what == "attentions":
+                names[name] = _join(f"output_blocks.{i * (lpb + 1) + j}.1", rest)
+        elif p[0] == "mid_block" and len(p) >= 3:
+            what, k, rest = p[1], int(p[2]), ".".join(p[3:])
+            if what == "resnets":
+                names[name] = _join(f"middle_block.{0 if k == 0 else 2}", _resnet_inner(rest))
+            else:
+                names[name] = _join("middle_block.1", rest)
+    # Up/down samplers and the stem carry no LoRA in practice; they are not mapped.
+    return names
+
+
+_RESNET_INNER = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
+                 "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
+
+
+def _resnet_inner(rest: str) -> str:
+    head, dot, tail = rest.partition(".")
+    return _RESNET_INNER.get(head, head) + (dot + tail if dot else "")
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}.{b}" if b else a
+
+
+# SD3 MMDiT original names (kohya SD3 LoRAs) -> diffusers; fused qkv split into three.
+_SD3_BLOCK = {
+    "x_block_attn_proj": ["attn.to_out.0"],
+    "context_block_attn_proj": ["attn.to_add_out"],
+    "x_block_mlp_fc1": ["ff.net.0.proj"],
+    "x_block_mlp_fc2": ["ff.net.2"],
+    "context_block_mlp_fc1": ["ff_context.net.0.proj"],
+    "context_block_mlp_fc2": ["ff_context.net.2"],
+    "x_block_attn_qkv": ["attn.to_q", "attn.to_k", "attn.to_v"],
+    "context_block_attn_qkv": ["attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"],
+}
+
+
+def _split_sd3_kohya(part: LoraPart) -> list[LoraPart] | None:
+    if not part.module.startswith("joint_blocks_"):
+        return None
+    _, _, rest = part.module.partition("joint_blocks_")
+    index, _, inner = rest.partition("_")
+    targets = _SD3_BLOCK.get(inner)
+    if targets is None:
+        return None
+    out = []
+    size = part.up.shape[0] // len(targets)
+    for n, target in enumerate(targets):
+        up = part.up[n * size:(n + 1) * size] if len(targets) > 1 else part.up
+        out.append(LoraPart(part.component, f"transformer_blocks.{index}.{target}", part.down, up, part.alpha, "dotted"))
+    return out
+
+
+# -- merging ---------------------------------------------------------------------------------------------------
+
+
+def merge_lora(pipe: Any, path: Path, weight: float, name: str) -> MergeReport:
+    """Merge one LoRA file into ``pipe``'s weights; all-or-nothing per file."""
+    import torch
+
+    tensors, metadata = read_lora(path)
+    fmt, parts = parse_lora(tensors, metadata, str(path))
+    denoiser_name = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
+    indexes: dict[str, ModuleIndex] = {}
+
+    def index_for(component: str) -> ModuleIndex | None:
+        if component not in indexes:
+            module = getattr(pipe, component, None)
+            if module is None:
+                return None
+            originals = unet_original_names(module) if component == "unet" else None
+            indexes[component] = ModuleIndex(module, originals)
+        return indexes[component]
+
+    planned: list[tuple[Any, LoraPart]] = []
+    problems: list[str] = []
+    for part in parts:
+        if part.component == "denoiser":
+            part.component = denoiser_name
+        pieces = [part]
+        if part.component == "transformer" and part.style == "kohya":
+            pieces = _split_sd3_kohya(part) or [part]
+        for piece in pieces:
+            index = index_for(piece.component)
+            if index is None:
+                problems.append(f"{piece.component}.{piece.module} (the model has no {piece.component})")
+                continue
+            module = index.find(piece)
+            if module is None:
+                problems.append(f"{piece.component}.{piece.module} (no such layer)")
+                continue
+            expected = _delta_shape(piece)
+            if expected is None or not _fits(expected, tuple(module.weight.shape)):
+                problems.append(
+                    f"{piece.component}.{piece.module} (LoRA shape {expected}, layer {tuple(module.weight.shape)})"
+                )
+                continue
+            planned.append((module, piece))
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise IncompatibleError(f"LoRA {path} does not fit this model: {len(problems)} of its layers do not match: {shown}")
+    if not planned:
+        raise IncompatibleError(f"LoRA {path} contains no layer to apply")
+    report = MergeReport(name=name, format=fmt)
+    with torch.no_grad():
+        for module, piece in planned:
+            w = module.weight
+            down = piece.down.to(device=w.device, dtype=torch.float32)
+            up = piece.up.to(device=w.device, dtype=torch.float32)
+            if down.ndim == 4 or w.ndim == 4:
+                delta = (up.flatten(1) @ down.flatten(1)).reshape(w.shape)
+            else:
+                delta = up @ down
+            w.copy_((w.float() + (weight * piece.scale) * delta).to(w.dtype))
+            report.merged += 1
+            report.components.add(piece.component)
+    return report
+
+
+def _fits(delta: tuple[int, ...], weight: tuple[int, ...]) -> bool:
+    """Same out/in features; a 1x1 conv and a linear layer are interchangeable (SD1 vs SDXL proj_in)."""
+    if delta[:2] != weight[:2]:
+        return False
+    kernel_d, kernel_w = delta[2:] or (1, 1), weight[2:] or (1, 1)
+    return kernel_d == kernel_w
+
+
+def _delta_shape(part: LoraPart) -> tuple[int, ...] | None:
+    down, up = part.down, part.up
+    if down.ndim == 2 and up.ndim == 2:
+        return (int(up.shape[0]), int(down.shape[1]))
+    if down.ndim == 4 and up.ndim == 4:  # LoCon: down k x k, up 1 x 1
+        return (int(up.shape[0]), int(down.shape[1]), int(down.shape[2]), int(down.shape[3]))
+    return None

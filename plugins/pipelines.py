@@ -1,0 +1,457 @@
+"""Built-in pipelines: SD1.x/SD2.x, SDXL (with optional refiner hand-off) and SD3/3.5 through diffusers.
+
+Models come as diffusers folders or as original-layout single files (what Civitai and LiblibAI
+serve). ``from_single_file`` needs the diffusers configs of the architecture; they come from
+``--config-dir`` or are fetched once through the Hugging Face source (so the configured mirrors
+apply) into ``$SDHUB_HOME/configs`` and reused offline afterwards. We always pass ``config=``:
+diffusers' own model-type guess relies on real-size markers and would misread small or odd files.
+
+Loaded modules are put in eval() (the single-file loader leaves T5 in train mode, with dropout),
+LoRAs are merged into the weights (see :mod:`hub_plugins.lora_merge`), and the attention is
+diffusers' default SDPA processor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub import hookimpl
+from hub.errors import IncompatibleError, PipelineError, RuntimeMissingError, SdhubError
+from hub.pipelines import Defaults, GenerateRequest, LoraToApply, ModelToRun, Pipeline, RunOptions, Runner
+
+CLIP_TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
+T5_TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json")
+
+# The files from_single_file needs from each config repository (no weights).
+CONFIG_REPOS: dict[str, tuple[str, ...]] = {}
+
+
+def _config_files(components: dict[str, str]) -> tuple[str, ...]:
+    files = ["model_index.json"]
+    for component, kind in components.items():
+        if kind == "config":
+            files.append(f"{component}/config.json")
+        elif kind == "scheduler":
+            files.append(f"{component}/scheduler_config.json")
+        elif kind == "clip_tokenizer":
+            files += [f"{component}/{f}" for f in CLIP_TOKENIZER_FILES]
+        elif kind == "t5_tokenizer":
+            files += [f"{component}/{f}" for f in T5_TOKENIZER_FILES]
+    return tuple(files)
+
+
+_SD_COMPONENTS = {"scheduler": "scheduler", "text_encoder": "config", "tokenizer": "clip_tokenizer", "unet": "config", "vae": "config"}
+_SDXL_COMPONENTS = {**_SD_COMPONENTS, "text_encoder_2": "config", "tokenizer_2": "clip_tokenizer"}
+_SDXL_REFINER_COMPONENTS = {"scheduler": "scheduler", "text_encoder_2": "config", "tokenizer_2": "clip_tokenizer", "unet": "config", "vae": "config"}
+_SD3_COMPONENTS = {
+    "scheduler": "scheduler", "text_encoder": "config", "tokenizer": "clip_tokenizer",
+    "text_encoder_2": "config", "tokenizer_2": "clip_tokenizer", "text_encoder_3": "config",
+    "tokenizer_3": "t5_tokenizer", "transformer": "config", "vae": "config",
+}
+CONFIG_REPOS.update({
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": _config_files(_SD_COMPONENTS),
+    "stabilityai/stable-diffusion-2-1": _config_files(_SD_COMPONENTS),
+    "stabilityai/stable-diffusion-xl-base-1.0": _config_files(_SDXL_COMPONENTS),
+    "stabilityai/stable-diffusion-xl-refiner-1.0": _config_files(_SDXL_REFINER_COMPONENTS),
+    "stabilityai/stable-diffusion-3-medium-diffusers": _config_files(_SD3_COMPONENTS),
+    "stabilityai/stable-diffusion-3.5-medium": _config_files(_SD3_COMPONENTS),
+    "stabilityai/stable-diffusion-3.5-large": _config_files(_SD3_COMPONENTS),
+    "stabilityai/stable-diffusion-3.5-large-turbo": _config_files(_SD3_COMPONENTS),
+})
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def config_repo_for(family: str, variant: str | None) -> str:
+    """The Hugging Face repository whose configs describe ``family``/``variant``."""
+    v = (variant or "").lower()
+    if family == "sd1":
+        return "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    if family == "sd2":
+        return "stabilityai/stable-diffusion-2-1"
+    if family == "sdxl":
+        return "stabilityai/stable-diffusion-xl-base-1.0"
+    if family == "sdxl_refiner":
+        return "stabilityai/stable-diffusion-xl-refiner-1.0"
+    if family == "sd3":
+        if "3.5" in v or "35" in v:
+            if "turbo" in v:
+                return "stabilityai/stable-diffusion-3.5-large-turbo"
+            if "large" in v:
+                return "stabilityai/stable-diffusion-3.5-large"
+            return "stabilityai/stable-diffusion-3.5-medium"
+        return "stabilityai/stable-diffusion-3-medium-diffusers"
+    raise PipelineError(f"no known diffusers config for a {family} model")
+
+
+# -- configs -----------------------------------------------------------------------------------------------
+
+
+def _is_config_folder(path: Path) -> bool:
+    return (path / "model_index.json").is_file()
+
+
+def find_config_dir(config_dir: Path, family: str, repo: str) -> Path | None:
+    """A config folder inside ``--config-dir``: the folder itself, ``DIR/<family>``, or ``DIR/<org>--<repo>``."""
+    for candidate in (config_dir, config_dir / family, config_dir / repo.replace("/", "--"), config_dir / repo):
+        if _is_config_folder(candidate):
+            return candidate
+    return None
+
+
+def config_cache_dir(repo: str) -> Path:
+    from hub.config import load_settings
+
+    return load_settings().home / "configs" / repo.replace("/", "--")
+
+
+def ensure_configs(family: str, variant: str | None, options: RunOptions) -> Path:
+    """The config folder for a single-file load: --config-dir, then the cache, then a fetch."""
+    repo = config_repo_for(family, variant)
+    if options.config_dir is not None:
+        found = find_config_dir(Path(options.config_dir), family, repo)
+        if found is None:
+            raise PipelineError(
+                f"--config-dir {options.config_dir} has no diffusers config for {family} (looked for model_index.json "
+                f"in it, in {family}/ and in {repo.replace('/', '--')}/)"
+            )
+        return found
+    cached = config_cache_dir(repo)
+    if (cached / ".complete").is_file():
+        return cached
+    if options.offline:
+        raise PipelineError(
+            f"the {family} configs ({repo}) are not cached in {cached} and this run is offline; "
+            f"run once online or pass --config-dir"
+        )
+    return fetch_configs(repo, cached)
+
+
+def fetch_configs(repo: str, dest: Path) -> Path:
+    """Download the config files of ``repo`` through the Hugging Face source, then publish ``dest`` atomically."""
+    from hub.refs import parse
+    from hub.sources import SourceContext, get_source
+
+    try:
+        source = get_source("huggingface")
+    except SdhubError as exc:
+        raise PipelineError(f"cannot fetch the configs of {repo}: no Hugging Face source ({exc}); pass --config-dir") from exc
+    ctx = SourceContext.create()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for name in CONFIG_REPOS[repo]:
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            plan = source.plan(ctx, parse(f"hf:{repo}/{name}"))
+            fetched = source.fetch(ctx, plan, target.parent)
+            os.replace(fetched.part_path, target)
+        (staging / ".complete").write_text(repo + "\n", encoding="utf-8")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+
+
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    try:
+        return getattr(torch, DTYPES[dtype])
+    except KeyError:
+        raise PipelineError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}") from None
+
+
+def _diffusers() -> Any:
+    try:
+        import diffusers
+    except ImportError as exc:
+        raise RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})") from exc
+    return diffusers
+
+
+def _eval_all(pipe: Any) -> None:
+    import torch
+
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+            component.requires_grad_(False)
+
+
+def _file_keys(path: Path) -> list[str] | None:
+    if path.suffix.lower() != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
+
+
+def _folder_nulls(folder: Path) -> dict[str, None]:
+    """Components a diffusers folder declares as null (e.g. SD3 without T5) must be passed as None."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{folder}: not a diffusers folder (model_index.json unreadable: {exc})") from exc
+    nulls = {}
+    for name, value in index.items():
+        if name.startswith("_"):
+            continue
+        if value is None or (isinstance(value, list) and (not value or value[0] is None)):
+            nulls[name] = None
+    for name in ("safety_checker", "feature_extractor", "image_encoder"):
+        if name in index:
+            nulls[name] = None
+    return nulls
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
+
+
+@dataclass
+class DiffusersPipeline(Pipeline):
+    """One diffusers txt2img pipeline class for some families."""
+
+    pipeline_class: str = ""
+    denoiser: str = "unet"
+    family_defaults: dict[str, Defaults] = field(default_factory=dict)
+
+    def defaults_for(self, family: str) -> Defaults:
+        return self.family_defaults.get(family, self.defaults)
+
+    def load(self, model: ModelToRun, loras: list[LoraToApply], device: str, dtype: str, options: RunOptions) -> Runner:
+        diffusers = _diffusers()
+        torch_dtype = _torch_dtype(dtype)
+        cls = getattr(diffusers, self.pipeline_class)
+        pipe = self._load_pipe(cls, model, torch_dtype, options)
+        _eval_all(pipe)
+        pipe.set_progress_bar_config(disable=True)
+        if not options.cpu_offload:
+            pipe.to(device)
+        merged = []
+        if loras:
+            from hub_plugins.lora_merge import merge_lora
+
+            for lora in loras:
+                merged.append(merge_lora(pipe, lora.path, lora.weight, lora.name or lora.path.stem))
+        refiner = None
+        if options.refiner is not None:
+            refiner = self._load_refiner(pipe, options.refiner, torch_dtype, device, options)
+        _apply_memory_options(pipe, device, options)
+        if refiner is not None:
+            _apply_memory_options(refiner, device, options)
+        if options.compile:
+            _compile(pipe, self.denoiser)
+        return DiffusersRunner(pipe, model.family, self.defaults_for(model.family), refiner, options.refiner_switch, merged)
+
+    def _load_pipe(self, cls: Any, model: ModelToRun, torch_dtype: Any, options: RunOptions) -> Any:
+        extra: dict[str, Any] = {}
+        try:
+            if model.is_diffusers_folder:
+                extra.update(_folder_nulls(model.path))
+                if "requires_safety_checker" in cls.__init__.__code__.co_varnames:
+                    extra["requires_safety_checker"] = False
+                return cls.from_pretrained(str(model.path), torch_dtype=torch_dtype, local_files_only=True, **extra)
+            config = ensure_configs(model.family, model.variant, options)
+            if model.family in ("sd1", "sd2"):
+                extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+            if model.family == "sd3":
+                extra.update(self._sd3_text_encoders(model.path, config, torch_dtype))
+            return cls.from_single_file(
+                str(model.path), config=str(config), torch_dtype=torch_dtype, local_files_only=True, **extra
+            )
+        except SdhubError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise PipelineError(f"{model.path}: cannot load as a {model.family} {self.pipeline_class}: {type(exc).__name__}: {exc}") from exc
+
+    def _sd3_text_encoders(self, path: Path, config: Path, torch_dtype: Any) -> dict[str, Any]:
+        """SD3 files often leave out T5 (and sometimes the CLIPs): take them from the config folder or skip T5."""
+        keys = _file_keys(path)
+        if keys is None:
+            return {}
+        import transformers
+
+        has = {
+            "text_encoder": any(k.startswith("text_encoders.clip_l.") for k in keys),
+            "text_encoder_2": any(k.startswith("text_encoders.clip_g.") for k in keys),
+            "text_encoder_3": any(k.startswith("text_encoders.t5xxl.") for k in keys),
+        }
+        classes = {"text_encoder": "CLIPTextModelWithProjection", "text_encoder_2": "CLIPTextModelWithProjection", "text_encoder_3": "T5EncoderModel"}
+        extra: dict[str, Any] = {}
+        for component, present in has.items():
+            if present:
+                continue
+            folder = config / component
+            if _has_weights(folder):
+                extra[component] = getattr(transformers, classes[component]).from_pretrained(str(folder), torch_dtype=torch_dtype)
+            elif component == "text_encoder_3":
+                extra.update(text_encoder_3=None, tokenizer_3=None)  # SD3 runs without T5 (zero embeddings)
+            else:
+                raise PipelineError(
+                    f"{path} has no {component.replace('text_encoder_2', 'CLIP-G').replace('text_encoder', 'CLIP-L')} "
+                    f"weights and {folder} has none either; use a file that includes the text encoders or a "
+                    f"--config-dir whose {component}/ folder has weights"
+                )
+        return extra
+
+    def _load_refiner(self, base: Any, refiner: ModelToRun, torch_dtype: Any, device: str, options: RunOptions) -> Any:
+        if self.pipeline_class != "StableDiffusionXLPipeline":
+            raise PipelineError("a refiner hand-off is only supported for SDXL base models")
+        if refiner.family not in ("sdxl_refiner", "sdxl"):
+            raise IncompatibleError(f"{refiner.path} is a {refiner.family} model, not an SDXL refiner")
+        cls = _diffusers().StableDiffusionXLImg2ImgPipeline
+        shared = {"vae": base.vae, "text_encoder_2": base.text_encoder_2, "tokenizer_2": base.tokenizer_2}
+        try:
+            if refiner.is_diffusers_folder:
+                extra = {k: v for k, v in _folder_nulls(refiner.path).items() if k not in shared}
+                pipe = cls.from_pretrained(str(refiner.path), torch_dtype=torch_dtype, local_files_only=True, **shared, **extra)
+            else:
+                config = ensure_configs("sdxl_refiner", refiner.variant, options)
+                pipe = cls.from_single_file(
+                    str(refiner.path), config=str(config), torch_dtype=torch_dtype, local_files_only=True, **shared
+                )
+        except SdhubError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise PipelineError(f"{refiner.path}: cannot load as an SDXL refiner: {type(exc).__name__}: {exc}") from exc
+        _eval_all(pipe)
+        pipe.set_progress_bar_config(disable=True)
+        if not options.cpu_offload:
+            pipe.to(device)
+        return pipe
+
+
+def _apply_memory_options(pipe: Any, device: str, options: RunOptions) -> None:
+    if options.cpu_offload:
+        import importlib.util
+
+        if importlib.util.find_spec("accelerate") is None:
+            raise RuntimeMissingError("CPU offload needs the accelerate package: pip install accelerate")
+        pipe.enable_model_cpu_offload(device=device)
+    if options.vae_tiling:
+        pipe.vae.enable_tiling()
+
+
+def _compile(pipe: Any, denoiser: str) -> None:
+    import torch
+
+    module = getattr(pipe, denoiser)
+    setattr(pipe, denoiser, torch.compile(module, fullgraph=False))
+
+
+class DiffusersRunner(Runner):
+    """A loaded diffusers pipeline: builds the requested sampler from the model's own scheduler config."""
+
+    def __init__(self, pipe: Any, family: str, defaults: Defaults, refiner: Any = None,
+                 refiner_switch: float = 0.8, loras: list[Any] | None = None) -> None:
+        self.pipe = pipe
+        self.family = family
+        self.defaults = defaults
+        self.refiner = refiner
+        self.refiner_switch = refiner_switch
+        self.loras = loras or []
+        self.base_scheduler_config = dict(pipe.scheduler.config)
+        self.base_scheduler_config["_class_name"] = type(pipe.scheduler).__name__
+        self.refiner_scheduler_config = None
+        if refiner is not None:
+            self.refiner_scheduler_config = dict(refiner.scheduler.config)
+            self.refiner_scheduler_config["_class_name"] = type(refiner.scheduler).__name__
+
+    def _scheduler(self, sampler: Any, config: dict[str, Any]) -> Any:
+        if sampler is None:
+            import diffusers
+
+            return getattr(diffusers, config["_class_name"]).from_config(config)
+        return sampler.build(config, self.family)
+
+    def generate(self, request: GenerateRequest) -> list[Any]:
+        import torch
+
+        self.pipe.scheduler = self._scheduler(request.sampler, self.base_scheduler_config)
+        generators = [torch.Generator(device="cpu").manual_seed(request.seed + i) for i in range(request.num_images)]
+        total = request.steps
+        if self.refiner is not None:
+            total = request.steps  # both parts together take about `steps` steps
+        done = [0]
+
+        def on_step(_pipe: Any, _i: int, _t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            done[0] += 1
+            if request.on_step is not None:
+                request.on_step(min(done[0], total), total)
+            return callback_kwargs
+
+        common: dict[str, Any] = dict(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            num_inference_steps=request.steps,
+            guidance_scale=request.cfg,
+            num_images_per_prompt=request.num_images,
+            generator=generators if request.num_images > 1 else generators[0],
+            callback_on_step_end=on_step,
+        )
+        try:
+            if self.refiner is None:
+                result = self.pipe(width=request.width, height=request.height, output_type="pil", **common)
+                return list(result.images)
+            latents = self.pipe(width=request.width, height=request.height, denoising_end=self.refiner_switch,
+                                output_type="latent", **common).images
+            self.refiner.scheduler = self._scheduler(request.sampler, self.refiner_scheduler_config or {})
+            result = self.refiner(image=latents, denoising_start=self.refiner_switch, output_type="pil", **common)
+            return list(result.images)
+        except SdhubError:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            raise PipelineError(f"generation failed: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self.pipe = None
+        self.refiner = None
+
+
+SD1 = DiffusersPipeline(
+    name="stable-diffusion",
+    families=("sd1", "sd2"),
+    aliases=("sd1", "sd15", "sd2"),
+    description="SD 1.x / 2.x txt2img (diffusers StableDiffusionPipeline)",
+    pipeline_class="StableDiffusionPipeline",
+    defaults=Defaults(512, 512, 25, 7.0, "dpmpp_2m_karras"),
+    family_defaults={"sd2": Defaults(768, 768, 25, 7.0, "dpmpp_2m_karras")},
+)
+SDXL = DiffusersPipeline(
+    name="stable-diffusion-xl",
+    families=("sdxl",),
+    aliases=("sdxl",),
+    description="SDXL base txt2img, optional refiner hand-off (diffusers StableDiffusionXLPipeline)",
+    pipeline_class="StableDiffusionXLPipeline",
+    defaults=Defaults(1024, 1024, 25, 6.0, "dpmpp_2m_karras"),
+)
+SD3 = DiffusersPipeline(
+    name="stable-diffusion-3",
+    families=("sd3",),
+    aliases=("sd3", "sd35"),
+    description="SD3 / SD3.5 txt2img, rectified flow (diffusers StableDiffusion3Pipeline)",
+    pipeline_class="StableDiffusion3Pipeline",
+    denoiser="transformer",
+    defaults=Defaults(1024, 1024, 28, 5.0, "euler"),
+)
+
+
+@hookimpl
+def register_pipelines(register: Any) -> None:
+    for pipeline in (SD1, SDXL, SD3):
+        register(pipeline)

@@ -1,0 +1,562 @@
+"""Tiny random-weight SD1.5 / SDXL / SD3 models, built offline, for the runtime tests.
+
+Everything here is made from scratch: tokenizers from vocab files written here, diffusers configs
+with tiny sizes, a diffusers -> original-layout converter that follows the block counts of the
+config (the converters in diffusers' repo hard-code the real layout), single-file writers, and
+LoRA writers in kohya and diffusers/PEFT formats targeting the attention projections.
+
+Built models are cached for the whole test process in one temporary folder (removed at exit), so
+each family is built once however many tests use it. Traps handled (see
+shared/reference/offline-testing.md): every module is put in eval() (T5 dropout), CLIP-L hidden
+(32) differs from CLIP-G hidden (64) so from_single_file cannot mix them up, SD3's CLIP-L has an
+identity projection (the loader forces one), and T5 is written with both tied embedding keys.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CLIP_BOS = 516
+CLIP_EOS = 517
+
+
+# -- tokenizers --------------------------------------------------------------------------------------
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = keep[:]
+    extra = 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(keep, (chr(c) for c in chars)))
+
+
+def write_clip_tokenizer(folder: Path) -> Path:
+    """A 518-token byte-level BPE vocabulary in CLIP's file format (vocab.json + merges.txt)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(_bytes_to_unicode().values())
+    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>")]
+    vocab_list = symbols + [s + "</w>" for s in symbols] + ["th", "the</w>", "an", "and</w>"]
+    vocab = {tok: i for i, tok in enumerate(vocab_list)}
+    vocab["<|startoftext|>"] = CLIP_BOS
+    vocab["<|endoftext|>"] = CLIP_EOS
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n", encoding="utf-8")
+    return folder
+
+
+@functools.cache
+def clip_tokenizer() -> Any:
+    from transformers import CLIPTokenizer
+
+    folder = write_clip_tokenizer(cache_root() / "tokenizers" / "clip")
+    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77, pad_token="<|endoftext|>")
+
+
+@functools.cache
+def t5_tokenizer() -> Any:
+    """A unigram T5 tokenizer from a piece list: no sentencepiece model file needed."""
+    from transformers import T5TokenizerFast
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [(c, -3.0) for c in letters] + [("\u2581" + c, -3.5) for c in letters]
+    return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=256)
+
+
+# -- models --------------------------------------------------------------------------------------------
+
+
+def _clip_config(hidden: int, projection: int | None = None, act: str = "quick_gelu") -> Any:
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=1000, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=projection or hidden,
+        bos_token_id=CLIP_BOS, eos_token_id=CLIP_EOS, pad_token_id=CLIP_EOS, hidden_act=act,
+    )
+
+
+def _vae(sd3: bool = False) -> Any:
+    from diffusers import AutoencoderKL
+
+    extra: dict[str, Any] = {}
+    if sd3:
+        extra = {"use_quant_conv": False, "use_post_quant_conv": False, "shift_factor": 0.0609, "scaling_factor": 1.5035}
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4, layers_per_block=1, norm_num_groups=2, sample_size=64, **extra,
+    )
+
+
+def _eval_all(pipe: Any) -> Any:
+    import torch
+
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+    return pipe
+
+
+def build_sd15() -> Any:
+    import torch
+    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=4,
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+        steps_offset=1, set_alpha_to_one=False,
+    )
+    pipe = StableDiffusionPipeline(
+        unet=unet, vae=_vae(), text_encoder=CLIPTextModel(_clip_config(32)), tokenizer=clip_tokenizer(),
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    return _eval_all(pipe)
+
+
+def build_sdxl() -> Any:
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32 + 64, attention_head_dim=(2, 4), transformer_layers_per_block=(1, 2),
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=64 + 6 * 8, norm_num_groups=4,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading",
+    )
+    pipe = StableDiffusionXLPipeline(
+        unet=unet, vae=_vae(), scheduler=scheduler,
+        text_encoder=CLIPTextModel(_clip_config(32)), tokenizer=clip_tokenizer(),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config(64, 64, act="gelu")), tokenizer_2=clip_tokenizer(),
+    )
+    return _eval_all(pipe)
+
+
+def build_sd3() -> Any:
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=2, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=8,
+        num_attention_heads=4, joint_attention_dim=96, caption_projection_dim=32, pooled_projection_dim=96,
+        pos_embed_max_size=32,
+    )
+    clip_l = CLIPTextModelWithProjection(_clip_config(32, 32))
+    with torch.no_grad():  # the single-file loader forces an identity projection on CLIP-L
+        clip_l.text_projection.weight.copy_(torch.eye(32))
+    t5 = T5EncoderModel(
+        T5Config(vocab_size=64, d_model=96, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                 relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)
+    )
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, vae=_vae(sd3=True), scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        text_encoder=clip_l, tokenizer=clip_tokenizer(),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config(64, 64, act="gelu")), tokenizer_2=clip_tokenizer(),
+        text_encoder_3=t5, tokenizer_3=t5_tokenizer(),
+    )
+    return _eval_all(pipe)
+
+
+BUILDERS = {"sd1": build_sd15, "sdxl": build_sdxl, "sd3": build_sd3}
+
+
+# -- diffusers -> original layout ------------------------------------------------------------------------
+
+_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
+           "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
+
+
+def _resnet_rest(rest: str) -> str:
+    head, _, tail = rest.partition(".")
+    return f"{_RESNET.get(head, head)}.{tail}"
+
+
+def unet_key_to_original(key: str, config: Any) -> str:
+    """One diffusers UNet2DConditionModel key in original (LDM/SGM) naming, for any block counts."""
+    lpb = config["layers_per_block"]
+    up_has_attn = ["CrossAttn" in t for t in config["up_block_types"]]
+    parts = key.split(".")
+    simple = {
+        "conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+        "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
+        "conv_norm_out": "out.0", "conv_out": "out.2",
+    }
+    for src, dst in simple.items():
+        if key.startswith(src + "."):
+            return dst + key[len(src):]
+    if parts[0] == "down_blocks":
+        i, what, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if what == "resnets":
+            return f"input_blocks.{1 + i * (lpb + 1) + j}.0.{_resnet_rest(rest)}"
+        if what == "attentions":
+            return f"input_blocks.{1 + i * (lpb + 1) + j}.1.{rest}"
+        if what == "downsamplers":  # downsamplers.0.conv.weight
+            return f"input_blocks.{1 + i * (lpb + 1) + lpb}.0.op.{'.'.join(parts[5:])}"
+    if parts[0] == "mid_block":
+        what, k, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+        if what == "resnets":
+            return f"middle_block.{0 if k == 0 else 2}.{_resnet_rest(rest)}"
+        return f"middle_block.1.{rest}"
+    if parts[0] == "up_blocks":
+        i, what, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if what == "resnets":
+            return f"output_blocks.{i * (lpb + 1) + j}.0.{_resnet_rest(rest)}"
+        if what == "attentions":
+            return f"output_blocks.{i * (lpb + 1) + j}.1.{rest}"
+        if what == "upsamplers":
+            return f"output_blocks.{i * (lpb + 1) + lpb}.{2 if up_has_attn[i] else 1}.{'.'.join(parts[4:])}"
+    raise KeyError(f"no original name for UNet key {key}")
+
+
+def vae_to_original(state: dict[str, Any], n_blocks: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    attn = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+    for key, value in state.items():
+        new = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+        parts = new.split(".")
+        if parts[1] == "down_blocks":
+            i, what = int(parts[2]), parts[3]
+            if what == "resnets":
+                new = f"{parts[0]}.down.{i}.block.{parts[4]}.{'.'.join(parts[5:])}"
+            else:
+                new = f"{parts[0]}.down.{i}.downsample.{'.'.join(parts[5:])}"
+        elif parts[1] == "up_blocks":
+            i, what = n_blocks - 1 - int(parts[2]), parts[3]
+            if what == "resnets":
+                new = f"{parts[0]}.up.{i}.block.{parts[4]}.{'.'.join(parts[5:])}"
+            else:
+                new = f"{parts[0]}.up.{i}.upsample.{'.'.join(parts[5:])}"
+        elif parts[1] == "mid_block":
+            if parts[2] == "resnets":
+                new = f"{parts[0]}.mid.block_{int(parts[3]) + 1}.{'.'.join(parts[4:])}"
+            else:
+                rest = ".".join(parts[4:])
+                for src, dst in attn.items():
+                    if rest.startswith(src + "."):
+                        rest = dst + rest[len(src):]
+                        break
+                new = f"{parts[0]}.mid.attn_1.{rest}"
+                if value.ndim == 2:
+                    value = value[:, :, None, None]
+        out["first_stage_model." + new] = value
+    return out
+
+
+def clip_to_original(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """HF CLIP keys under ``prefix``; transformers >= 5.6 dropped ``text_model.`` from CLIPTextModel."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith("position_ids"):
+            continue
+        if not key.startswith("text_model.") and not key.startswith("text_projection"):
+            key = "text_model." + key
+        out[prefix + key] = value
+    return out
+
+
+def openclip_to_original(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    import torch
+
+    out: dict[str, Any] = {}
+    names = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+             "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+    qkv: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, value in state.items():
+        key = key.removeprefix("text_model.")
+        if key.endswith("position_ids"):
+            continue
+        if key == "embeddings.token_embedding.weight":
+            out[prefix + "token_embedding.weight"] = value
+        elif key == "embeddings.position_embedding.weight":
+            out[prefix + "positional_embedding"] = value
+        elif key.startswith("final_layer_norm."):
+            out[prefix + "ln_final." + key.split(".")[-1]] = value
+        elif key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T.contiguous()
+        elif key.startswith("encoder.layers."):
+            parts = key.split(".")
+            layer, rest = parts[2], ".".join(parts[3:])
+            base = f"{prefix}transformer.resblocks.{layer}."
+            if rest.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
+                qkv.setdefault((base, parts[-1]), {})[rest.split(".")[1]] = value
+                continue
+            for src, dst in names.items():
+                if rest.startswith(src + "."):
+                    out[base + dst + rest[len(src):]] = value
+                    break
+            else:
+                raise KeyError(key)
+        else:
+            raise KeyError(key)
+    for (base, kind), parts3 in qkv.items():
+        out[f"{base}attn.in_proj_{kind}"] = torch.cat([parts3["q_proj"], parts3["k_proj"], parts3["v_proj"]], 0)
+    return out
+
+
+def _swap_halves(t: Any) -> Any:
+    import torch
+
+    a, b = t.chunk(2, dim=0)
+    return torch.cat([b, a], dim=0)
+
+
+def sd3_transformer_to_original(state: dict[str, Any], num_layers: int) -> dict[str, Any]:
+    import torch
+
+    p = "model.diffusion_model."
+    out: dict[str, Any] = {}
+    simple = {
+        "pos_embed.pos_embed": "pos_embed", "pos_embed.proj": "x_embedder.proj",
+        "time_text_embed.timestep_embedder.linear_1": "t_embedder.mlp.0",
+        "time_text_embed.timestep_embedder.linear_2": "t_embedder.mlp.2",
+        "time_text_embed.text_embedder.linear_1": "y_embedder.mlp.0",
+        "time_text_embed.text_embedder.linear_2": "y_embedder.mlp.2",
+        "context_embedder": "context_embedder", "proj_out": "final_layer.linear",
+    }
+    block_names = {
+        "norm1.linear": "x_block.adaLN_modulation.1", "norm1_context.linear": "context_block.adaLN_modulation.1",
+        "attn.to_out.0": "x_block.attn.proj", "attn.to_add_out": "context_block.attn.proj",
+        "ff.net.0.proj": "x_block.mlp.fc1", "ff.net.2": "x_block.mlp.fc2",
+        "ff_context.net.0.proj": "context_block.mlp.fc1", "ff_context.net.2": "context_block.mlp.fc2",
+    }
+    qkv: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, value in state.items():
+        stem, _, kind = key.rpartition(".")
+        if stem in simple or key in simple:
+            out[p + (simple[key] if key in simple else f"{simple[stem]}.{kind}")] = value
+        elif stem == "norm_out.linear":
+            out[f"{p}final_layer.adaLN_modulation.1.{kind}"] = _swap_halves(value)
+        elif key.startswith("transformer_blocks."):
+            parts = stem.split(".")
+            i, inner = int(parts[1]), ".".join(parts[2:])
+            base = f"{p}joint_blocks.{i}."
+            if inner in ("attn.to_q", "attn.to_k", "attn.to_v"):
+                qkv.setdefault((base + "x_block.attn.qkv", kind), {})[inner[-1]] = value
+            elif inner in ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"):
+                qkv.setdefault((base + "context_block.attn.qkv", kind), {})[inner.split(".")[1][4]] = value
+            elif inner in block_names:
+                if inner == "norm1_context.linear" and i == num_layers - 1:
+                    value = _swap_halves(value)
+                out[f"{base}{block_names[inner]}.{kind}"] = value
+            else:
+                raise KeyError(key)
+        else:
+            raise KeyError(key)
+    for (name, kind), d in qkv.items():
+        out[f"{name}.{kind}"] = torch.cat([d["q"], d["k"], d["v"]], 0)
+    return out
+
+
+def original_state_dict(pipe: Any, family: str, include_t5: bool = True) -> dict[str, Any]:
+    """The whole pipeline as one original-layout state dict (what Civitai serves)."""
+    sd: dict[str, Any] = {}
+    n_vae_blocks = len(pipe.vae.config.block_out_channels)
+    sd.update(vae_to_original(pipe.vae.state_dict(), n_vae_blocks))
+    if family in ("sd1", "sdxl"):
+        cfg = pipe.unet.config
+        for key, value in pipe.unet.state_dict().items():
+            sd["model.diffusion_model." + unet_key_to_original(key, cfg)] = value
+    if family == "sd1":
+        sd.update(clip_to_original(pipe.text_encoder.state_dict(), "cond_stage_model.transformer."))
+    elif family == "sdxl":
+        sd.update(clip_to_original(pipe.text_encoder.state_dict(), "conditioner.embedders.0.transformer."))
+        sd.update(openclip_to_original(pipe.text_encoder_2.state_dict(), "conditioner.embedders.1.model."))
+    elif family == "sd3":
+        sd.update(sd3_transformer_to_original(pipe.transformer.state_dict(), pipe.transformer.config.num_layers))
+        sd.update(clip_to_original(pipe.text_encoder.state_dict(), "text_encoders.clip_l.transformer."))
+        sd.update(clip_to_original(pipe.text_encoder_2.state_dict(), "text_encoders.clip_g.transformer."))
+        if include_t5:
+            t5 = pipe.text_encoder_3.state_dict()
+            t5.setdefault("encoder.embed_tokens.weight", t5["shared.weight"])  # the loader is strict
+            sd.update({"text_encoders.t5xxl.transformer." + k: v for k, v in t5.items()})
+    return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+
+
+# -- files on disk -----------------------------------------------------------------------------------------
+
+
+def cache_root() -> Path:
+    return _cache_root()
+
+
+@functools.cache
+def _cache_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="sdhub-tiny-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """One tiny model in every form the runtime accepts."""
+
+    family: str
+    diffusers_dir: Path  # a full save_pretrained folder
+    single_file: Path  # original layout, one safetensors file
+    config_dir: Path  # the diffusers folder minus weights: what from_single_file needs as config=
+
+
+@functools.cache
+def tiny_pipeline(family: str) -> Any:
+    """The in-memory pipeline (built once per process)."""
+    return BUILDERS[family]()
+
+
+@functools.cache
+def tiny_model(family: str) -> TinyModel:
+    from safetensors.torch import save_file
+
+    pipe = tiny_pipeline(family)
+    root = cache_root() / family
+    diffusers_dir = root / "diffusers"
+    pipe.save_pretrained(str(diffusers_dir), safe_serialization=True)
+    config_dir = root / "config"
+    shutil.copytree(diffusers_dir, config_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    single = root / f"tiny_{family}.safetensors"
+    save_file(original_state_dict(pipe, family), str(single), metadata={"format": "pt"})
+    return TinyModel(family, diffusers_dir, single, config_dir)
+
+
+# -- LoRAs ----------------------------------------------------------------------------------------------------
+
+UNET_ATTN = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")
+TE_ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")
+SD3_ATTN = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj")
+
+
+def lora_targets(pipe: Any, family: str) -> dict[str, list[tuple[str, Any]]]:
+    """component -> [(module name, Linear)] of the attention projections a LoRA trains."""
+    targets: dict[str, list[tuple[str, Any]]] = {}
+    if family == "sd3":
+        targets["transformer"] = [(n, m) for n, m in pipe.transformer.named_modules() if n.endswith(SD3_ATTN)]
+        return targets
+    targets["unet"] = [(n, m) for n, m in pipe.unet.named_modules() if n.endswith(UNET_ATTN)]
+    targets["text_encoder"] = [(n, m) for n, m in pipe.text_encoder.named_modules() if n.endswith(TE_ATTN)]
+    if family == "sdxl":
+        targets["text_encoder_2"] = [(n, m) for n, m in pipe.text_encoder_2.named_modules() if n.endswith(TE_ATTN)]
+    return targets
+
+
+@dataclass
+class LoraFactors:
+    """The low-rank factors of one module: delta W = scale * up @ down, scale = alpha / rank."""
+
+    component: str
+    module: str
+    down: Any
+    up: Any
+    alpha: float
+
+    @property
+    def delta(self) -> Any:
+        return (self.alpha / self.down.shape[0]) * (self.up @ self.down)
+
+
+def random_lora(family: str, rank: int = 4, alpha: float = 2.0, seed: int = 1, magnitude: float = 0.5) -> list[LoraFactors]:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    factors = []
+    for component, modules in lora_targets(tiny_pipeline(family), family).items():
+        for name, linear in modules:
+            down = torch.randn(rank, linear.in_features, generator=gen) * magnitude
+            up = torch.randn(linear.out_features, rank, generator=gen) * magnitude
+            factors.append(LoraFactors(component, name, down, up, alpha))
+    return factors
+
+
+MODELSPEC_ARCH = {"sd1": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl-v1-base/lora", "sd3": "stable-diffusion-v3-medium/lora"}
+KOHYA_BASE = {"sd1": "sd_v1", "sdxl": "sdxl_base_v1-0", "sd3": "sd3"}
+
+
+def _kohya_te_name(module: str) -> str:
+    module = module if module.startswith("text_model.") else "text_model." + module
+    return module.replace(".", "_")
+
+
+def write_kohya_lora(path: Path, family: str, factors: list[LoraFactors]) -> Path:
+    """kohya-ss naming: lora_unet_* (SD1: diffusers names; SDXL: original names), lora_te[12]_*."""
+    import torch
+    from safetensors.torch import save_file
+
+    unet_cfg = tiny_pipeline(family).unet.config if family != "sd3" else None
+    te_prefix = {"text_encoder": "lora_te1" if family == "sdxl" else "lora_te", "text_encoder_2": "lora_te2"}
+    sd = {}
+    for f in factors:
+        if f.component == "unet":
+            module = f.module if family == "sd1" else unet_key_to_original(f.module + ".weight", unet_cfg)[: -len(".weight")]
+            name = "lora_unet_" + module.replace(".", "_")
+        elif f.component == "transformer":
+            raise ValueError("kohya SD3 LoRAs are not written by this helper")
+        else:
+            name = f"{te_prefix[f.component]}_{_kohya_te_name(f.module)}"
+        sd[f"{name}.lora_down.weight"] = f.down.contiguous()
+        sd[f"{name}.lora_up.weight"] = f.up.contiguous()
+        sd[f"{name}.alpha"] = torch.tensor(f.alpha)
+    meta = {"ss_network_module": "networks.lora", "ss_base_model_version": KOHYA_BASE[family],
+            "modelspec.architecture": MODELSPEC_ARCH[family], "ss_network_dim": str(factors[0].down.shape[0]),
+            "ss_network_alpha": str(factors[0].alpha)}
+    save_file(sd, str(path), metadata=meta)
+    return path
+
+
+def write_peft_lora(path: Path, family: str, factors: list[LoraFactors]) -> Path:
+    """diffusers/PEFT naming: <component>.<module>.lora_A/lora_B.weight, alpha in the adapter metadata."""
+    from safetensors.torch import save_file
+
+    sd = {}
+    components = set()
+    for f in factors:
+        components.add(f.component)
+        sd[f"{f.component}.{f.module}.lora_A.weight"] = f.down.contiguous()
+        sd[f"{f.component}.{f.module}.lora_B.weight"] = f.up.contiguous()
+    rank = factors[0].down.shape[0]
+    adapter = {c: {"r": rank, "lora_alpha": factors[0].alpha} for c in components}
+    meta = {"format": "pt", "modelspec.architecture": MODELSPEC_ARCH[family],
+            "lora_adapter_metadata": json.dumps({f"{c}.{k}": v for c, cfg in adapter.items() for k, v in cfg.items()})}
+    save_file(sd, str(path), metadata=meta)
+    return path
+
+
+def apply_lora_factors(pipe: Any, factors: list[LoraFactors], weight: float) -> None:
+    """The reference result: add weight * delta straight onto the diffusers modules."""
+    import torch
+
+    with torch.no_grad():
+        for f in factors:
+            module = getattr(pipe, f.component).get_submodule(f.module)
+            module.weight += weight * f.delta.to(module.weight.dtype)
+
+
+def clone_pipeline(family: str) -> Any:
+    """A deep copy of the tiny pipeline, safe to modify."""
+    import copy
+
+    return copy.deepcopy(tiny_pipeline(family))
