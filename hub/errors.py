@@ -108,3 +108,65 @@ class PipelineError(SdhubError):
 
 class RuntimeMissingError(PipelineError):
     """The optional runtime (torch, diffusers, transformers) is not installed."""
+
+
+# --- identification: one class per way a model file can be unreadable (appended by the identify area) ---
+
+
+class ModelFileError(HeaderError):
+    """A model file sdhub cannot read; ``path`` and ``detail`` say which file and why."""
+
+    reason: str = "invalid"
+
+    def __init__(self, path: object, detail: str) -> None:
+        self.path = str(path)
+        self.detail = detail
+        super().__init__(f"{path}: {detail}")
+
+
+class EmptyFileError(ModelFileError):
+    """The file has no bytes at all (an interrupted copy or download)."""
+
+    reason = "empty"
+
+
+class TruncatedFileError(ModelFileError):
+    """The file is shorter than its own header says (an interrupted download)."""
+
+    reason = "truncated"
+
+
+class HeaderTooLargeError(ModelFileError):
+    """The declared header length is over the 100 MB limit (a hostile or corrupt file)."""
+
+    reason = "header_too_large"
+
+
+class InvalidHeaderError(ModelFileError):
+    """The header is not valid JSON of the safetensors shape (dtype, shape, data_offsets, metadata)."""
+
+    reason = "invalid_header"
+
+
+class InvalidOffsetsError(ModelFileError):
+    """Tensor data offsets overlap, leave holes, run out of the file, or disagree with dtype x shape."""
+
+    reason = "invalid_offsets"
+
+
+class NotSafetensorsError(ModelFileError):
+    """The file has a .safetensors name but is something else (zip, pickle, HTML error page...)."""
+
+    reason = "not_safetensors"
+
+
+class NotACheckpointError(ModelFileError):
+    """A zip or pickle that is not a PyTorch checkpoint (no data.pkl, no tensors)."""
+
+    reason = "not_a_checkpoint"
+
+
+class UnsupportedFormatError(ModelFileError):
+    """A file or folder of a kind identification does not read."""
+
+    reason = "unsupported"
