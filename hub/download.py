@@ -324,14 +324,36 @@ def file_lock(path: Path, timeout: float | None = None, on_wait: Callable[[], No
     we have to wait (to tell the user why nothing happens).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+b")
-    try:
-        _acquire(fh, path, timeout, on_wait)
+    waiting = [on_wait]
+
+    def waited() -> None:
+        if waiting[0] is not None:
+            waiting[0]()
+            waiting[0] = None
+
+    while True:
+        fh = open(path, "a+b")
         try:
-            yield
-        finally:
-            _release(fh)
+            _acquire(fh, path, timeout, waited)
+        except BaseException:
+            fh.close()
+            raise
+        # The holder before us removes the lock file when done; if we locked a file that has been
+        # unlinked meanwhile, lock the new one instead (otherwise two processes would both "hold" it).
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        _release(fh)
+        fh.close()
+    try:
+        yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # no lock files left lying around the store
+        _release(fh)
         fh.close()
 
 

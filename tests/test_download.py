@@ -234,7 +234,7 @@ def test_malicious_content_disposition_stays_inside_dest(server, tmp_path):
     res = engine().fetch(server.url + "/dl/12", dest)
     assert res.part_path == dest / "x.part"
     assert res.part_path.exists()
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["x.part", "x.part.lock"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["x.part"]
 
 
 def test_free_space_is_checked_before_any_request(server, tmp_path):

@@ -1,0 +1,530 @@
+"""Civitai (civitai.com): search, model/version lookup, by-hash lookup (single and batch), downloads.
+
+API facts (public REST v1): ``/api/v1/models`` (cursor paging; ``nextCursor`` is a string on some
+endpoints and a number on others), ``/api/v1/models/{id}``, ``/api/v1/model-versions/{id}``,
+``/api/v1/model-versions/by-hash/{hash}`` (any hash type, upper-case hex) and its batch ``POST`` of up
+to 100 SHA-256s, and ``/api/download/models/{versionId}`` which redirects to a signed storage URL on
+another host. The token goes in an ``Authorization: Bearer`` header, only to the Civitai host (our
+engine drops it on the redirect), never in the URL. Non-browser clients get JSON errors: 401
+(login required / downloads disabled), 403 (early access with a deadline, no access), 404, 410
+(archived), 429 (download limiter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from hub.errors import (
+    AccessDeniedError,
+    AuthRequiredError,
+    BadReferenceError,
+    RateLimitedError,
+    RemoteNotFoundError,
+    SdhubError,
+    SourceError,
+)
+from hub.hookspecs import hookimpl
+from hub.refs import Ref
+from hub.sources import (
+    DownloadPlan,
+    RemoteFile,
+    SearchPage,
+    SearchQuery,
+    SearchResult,
+    Source,
+    SourceContext,
+    SourceInfo,
+)
+from hub.download import error_message_from_body
+
+BATCH_LIMIT = 100
+
+# Civitai's baseModel strings → our family names (the architecture the file should turn out to be).
+BASE_MODEL_FAMILY: dict[str, str] = {
+    **{k: "sd1" for k in ("SD 1.4", "SD 1.5", "SD 1.5 LCM", "SD 1.5 Hyper")},
+    **{k: "sd2" for k in ("SD 2.0", "SD 2.0 768", "SD 2.1", "SD 2.1 768", "SD 2.1 Unclip")},
+    **{
+        k: "sdxl"
+        for k in (
+            "SDXL 0.9", "SDXL 1.0", "SDXL 1.0 LCM", "SDXL Turbo", "SDXL Lightning", "SDXL Hyper",
+            "SDXL Distilled", "Pony", "Illustrious", "NoobAI",
+        )
+    },
+    **{k: "sd3" for k in ("SD 3", "SD 3.5", "SD 3.5 Medium", "SD 3.5 Large", "SD 3.5 Large Turbo")},
+    **{k: "flux" for k in ("Flux.1 S", "Flux.1 D", "Flux.1 Kontext")},
+    "Stable Cascade": "cascade",
+}
+# Civitai model types → our kinds.
+TYPE_KIND: dict[str, str] = {
+    "Checkpoint": "checkpoint",
+    "LORA": "lora",
+    "LoCon": "lora",
+    "DoRA": "lora",
+    "TextualInversion": "embedding",
+    "VAE": "vae",
+    "Controlnet": "controlnet",
+    "Upscaler": "upscaler",
+    "Hypernetwork": "hypernetwork",
+    "MotionModule": "motion_module",
+}
+KIND_TYPES: dict[str, list[str]] = {}
+for _t, _k in TYPE_KIND.items():
+    KIND_TYPES.setdefault(_k, []).append(_t)
+SORTS = {
+    "rating": "Highest Rated",
+    "highest": "Highest Rated",
+    "downloads": "Most Downloaded",
+    "likes": "Most Liked",
+    "newest": "Newest",
+    "oldest": "Oldest",
+    "discussed": "Most Discussed",
+}
+HASH_KEYS = {"sha256": "sha256", "autov1": "autov1", "autov2": "autov2", "autov3": "autov3", "crc32": "crc32",
+             "blake3": "blake3"}
+
+
+def claimed_family(base_model: str | None) -> str | None:
+    if not base_model:
+        return None
+    if base_model in BASE_MODEL_FAMILY:
+        return BASE_MODEL_FAMILY[base_model]
+    low = base_model.lower()
+    for prefix, family in (("sdxl", "sdxl"), ("sd 1", "sd1"), ("sd 2", "sd2"), ("sd 3", "sd3"), ("flux.1", "flux")):
+        if low.startswith(prefix):
+            return family
+    return None
+
+
+def published_hashes(file: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (file.get("hashes") or {}).items():
+        name = HASH_KEYS.get(str(key).lower())
+        if name and isinstance(value, str) and value:
+            out[name] = value.lower()
+    return out
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def early_access_until(version: dict[str, Any], now: datetime | None = None) -> str | None:
+    """The early-access deadline if the version is still in early access (current and legacy forms)."""
+    now = now or datetime.now(timezone.utc)
+    paid = version.get("paidAccess") if isinstance(version.get("paidAccess"), dict) else None
+    deadline = version.get("earlyAccessDeadline") or (paid or {}).get("endsAt")
+    when = _parse_time(deadline)
+    if when is not None and when > now:
+        return when.isoformat().replace("+00:00", "Z")
+    if version.get("availability") == "EarlyAccess" or (paid and paid.get("permanent")):
+        return deadline or "unknown"
+    return None
+
+
+def _date(iso: str) -> str:
+    when = _parse_time(iso)
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when else iso
+
+
+class CivitaiSource(Source):
+    name = "civitai"
+    description = "civitai.com: search, install by id/AIR/URL, by-hash lookup (token: CIVITAI_API_TOKEN)"
+
+    # -- plumbing --
+    def base(self, ctx: SourceContext) -> str:
+        return ctx.settings.civitai_url.rstrip("/")
+
+    def configured_hosts(self, settings: Any) -> list[str]:
+        return [urlsplit(settings.civitai_url).netloc]
+
+    def auth_headers(self, ctx: SourceContext) -> dict[str, str]:
+        token = ctx.settings.civitai_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _get(self, ctx: SourceContext, path: str, what: str, **params: Any) -> Any:
+        return ctx.http.json(
+            "GET",
+            self.base(ctx) + path,
+            params=params or None,
+            auth_headers=self.auth_headers(ctx),
+            translate=self.error_translator(ctx),
+            what=what,
+        )
+
+    def error_translator(self, ctx: SourceContext) -> Any:
+        has_token = bool(ctx.settings.civitai_token)
+
+        def translate(resp: requests.Response) -> SdhubError | None:
+            return civitai_error(resp, has_token)
+
+        return translate
+
+    # -- search --
+    def search(self, ctx: SourceContext, query: SearchQuery) -> SearchPage:
+        params: list[tuple[str, str]] = [("limit", str(max(1, min(query.limit, 100))))]
+        if query.text:
+            params.append(("query", query.text))
+        for t in query.types:
+            for raw in KIND_TYPES.get(t.lower(), [t]):
+                params.append(("types", raw))
+        for b in query.base:
+            names = [n for n, fam in BASE_MODEL_FAMILY.items() if fam == b.lower()] or [b]
+            for raw in names:
+                params.append(("baseModels", raw))
+        if query.sort:
+            params.append(("sort", SORTS.get(query.sort.lower(), query.sort)))
+        if query.period:
+            params.append(("period", query.period))
+        params.append(("nsfw", "true" if query.nsfw else "false"))
+        if query.cursor:
+            params.append(("cursor", query.cursor))
+        data = self._get_params(ctx, "/api/v1/models", params, "Civitai search")
+        results = [r for item in data.get("items") or [] if (r := self._result(ctx, item)) is not None]
+        meta = data.get("metadata") or {}
+        cursor = meta.get("nextCursor")
+        next_cursor = None if cursor in (None, "") else str(cursor)  # a string or a JSON number
+        return SearchPage(results=results, next_cursor=next_cursor)
+
+    def _get_params(self, ctx: SourceContext, path: str, params: list[tuple[str, str]], what: str) -> Any:
+        return ctx.http.json(
+            "GET",
+            self.base(ctx) + path + "?" + urlencode(params),
+            auth_headers=self.auth_headers(ctx),
+            translate=self.error_translator(ctx),
+            what=what,
+        )
+
+    def _result(self, ctx: SourceContext, item: dict[str, Any]) -> SearchResult | None:
+        versions = item.get("modelVersions") or []
+        version = versions[0] if versions else {}
+        files = version.get("files") or []
+        primary = next((f for f in files if f.get("primary")), files[0] if files else None)
+        stats = item.get("stats") or {}
+        model_id = item.get("id")
+        if model_id is None:
+            return None
+        vid = version.get("id")
+        ea = early_access_until(version) if version else None
+        return SearchResult(
+            source=self.name,
+            ref=f"civitai:{model_id}@{vid}" if vid else f"civitai:{model_id}",
+            name=str(item.get("name") or ""),
+            version=version.get("name"),
+            kind=TYPE_KIND.get(item.get("type") or "", (item.get("type") or "").lower() or None),
+            base_model=version.get("baseModel"),
+            claimed_family=claimed_family(version.get("baseModel")),
+            size=int(primary["sizeKB"] * 1024) if primary and primary.get("sizeKB") else None,
+            downloads=stats.get("downloadCount"),
+            likes=stats.get("thumbsUpCount"),
+            nsfw=item.get("nsfw"),
+            creator=(item.get("creator") or {}).get("username"),
+            page_url=f"{self.base(ctx)}/models/{model_id}" + (f"?modelVersionId={vid}" if vid else ""),
+            early_access_until=ea,
+            paid=bool(version.get("paidAccess")),
+            downloadable=bool(files),
+            tags=[str(t) for t in item.get("tags") or []],
+        )
+
+    # -- lookups --
+    def get_model(self, ctx: SourceContext, model_id: str) -> dict[str, Any]:
+        return self._get(ctx, f"/api/v1/models/{model_id}", f"Civitai model {model_id}")
+
+    def get_version(self, ctx: SourceContext, version_id: str) -> dict[str, Any]:
+        return self._get(ctx, f"/api/v1/model-versions/{version_id}", f"Civitai model version {version_id}")
+
+    def _version_for(self, ctx: SourceContext, ref: Ref) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(version, model-or-None) for a reference; the model when we had to (or could cheaply) fetch it."""
+        if ref.model_id:
+            model = self.get_model(ctx, ref.model_id)
+            versions = model.get("modelVersions") or []
+            if ref.version_id:
+                version = next((v for v in versions if str(v.get("id")) == ref.version_id), None)
+                if version is None:
+                    raise RemoteNotFoundError(
+                        f"Civitai model {ref.model_id} has no published version {ref.version_id}"
+                        f" (versions: {', '.join(str(v.get('id')) for v in versions) or 'none'})"
+                    )
+            else:
+                if not versions:
+                    raise RemoteNotFoundError(f"Civitai model {ref.model_id} has no published versions")
+                version = versions[0]  # newest first
+            return version, model
+        assert ref.version_id
+        version = self.get_version(ctx, ref.version_id)
+        return version, None
+
+    def plan(self, ctx: SourceContext, ref: Ref) -> DownloadPlan:
+        version, model = self._version_for(ctx, ref)
+        return self._plan_from(ctx, ref, version, model)
+
+    def _plan_from(
+        self, ctx: SourceContext, ref: Ref, version: dict[str, Any], model: dict[str, Any] | None,
+        want_sha256: str | None = None, want_hash: str | None = None,
+    ) -> DownloadPlan:
+        model_id = str(version.get("modelId") or (model or {}).get("id") or ref.model_id or "")
+        version_id = str(version.get("id") or ref.version_id or "")
+        model_part = version.get("model") or {}
+        model_name = (model or {}).get("name") or model_part.get("name")
+        model_type = (model or {}).get("type") or model_part.get("type")
+        files = version.get("files") or []
+        label = f"civitai:{model_id}@{version_id}"
+        if not files:
+            raise RemoteNotFoundError(
+                f"{label} ({model_name or 'unknown model'}, {version.get('name') or 'version'}) has no downloadable"
+                " files: the model is archived or its files were taken down"
+            )
+        file = self._pick_file(ref, files, label, want_sha256, want_hash)
+        hashes = published_hashes(file)
+        url = file.get("downloadUrl") or version.get("downloadUrl") or f"{self.base(ctx)}/api/download/models/{version_id}"
+        url = self._rebase(ctx, url)
+        if ref.selectors and not file.get("downloadUrl"):
+            url += ("&" if "?" in url else "?") + urlencode(list(ref.selectors))
+        base_model = version.get("baseModel")
+        ea = early_access_until(version)
+        warnings = []
+        if ea:
+            warnings.append(
+                f"this version is in Early Access until {_date(ea)}; downloading needs access bought on Civitai"
+            )
+        for scan in ("pickleScanResult", "virusScanResult"):
+            value = file.get(scan)
+            if value and value != "Success":
+                warnings.append(f"Civitai {scan} = {value}: {file.get(scan.replace('Result', 'Message')) or ''}".rstrip(": "))
+        file_meta = file.get("metadata") or {}
+        if file_meta.get("format") == "PickleTensor":
+            warnings.append("this is a pickle (.ckpt/.pt) file: sdhub scans it before use; prefer a safetensors file")
+        license_info = {
+            k: (model or {}).get(k)
+            for k in ("allowNoCredit", "allowCommercialUse", "allowDerivatives", "allowDifferentLicense")
+            if (model or {}).get(k) is not None
+        } or None
+        trained = version.get("trainedWords") or []
+        info = SourceInfo(
+            source=self.name,
+            model_id=model_id,
+            version_id=version_id,
+            file_id=str(file.get("id")) if file.get("id") is not None else None,
+            model_name=model_name,
+            version_name=version.get("name"),
+            model_type=model_type,
+            base_model=base_model,
+            page_url=f"{self.base(ctx)}/models/{model_id}?modelVersionId={version_id}",
+            download_url=url,
+            original_filename=file.get("name"),
+            published_hashes=hashes,
+            trained_words=[str(w) for w in trained] if isinstance(trained, list) else [str(trained)],
+            tags=[str(t) for t in (model or {}).get("tags") or []],
+            nsfw=(model or model_part).get("nsfw"),
+            license=license_info,
+            creator=((model or {}).get("creator") or {}).get("username"),
+            claimed_family=claimed_family(base_model),
+            extra={
+                k: v
+                for k, v in {
+                    "air": version.get("air"),
+                    "baseModelType": version.get("baseModelType"),
+                    "fileType": file.get("type"),
+                    "format": file_meta.get("format"),
+                    "fp": file_meta.get("fp"),
+                    "size": file_meta.get("size"),
+                    "early_access_until": ea,
+                }.items()
+                if v is not None
+            },
+        )
+        size_kb = file.get("sizeKB")
+        return DownloadPlan(
+            source=self.name,
+            ref=f"civitai:{model_id}@{version_id}/{file.get('id')}" if len(files) > 1 else label,
+            url=url,
+            filename=str(file.get("name") or f"civitai_{version_id}.safetensors"),
+            size=int(round(float(size_kb) * 1024)) if size_kb else None,
+            source_info=info,
+            sha256=hashes.get("sha256"),
+            published_hashes=hashes,
+            auth_headers=self.auth_headers(ctx),
+            claimed_family=info.claimed_family,
+            claimed_kind=TYPE_KIND.get(model_type or "", None),
+            early_access_until=ea,
+            warnings=warnings,
+            endpoint=self.base(ctx),
+            extra={"size_exact": False},  # sizeKB is a rounded float: used for the space check only
+        )
+
+    def _rebase(self, ctx: SourceContext, url: str) -> str:
+        """Download URLs name civitai.com even when we talk to a configured mirror/test endpoint."""
+        parts = urlsplit(url)
+        if parts.path.startswith("/api/download/") and parts.netloc in ("civitai.com", "www.civitai.com"):
+            return self.base(ctx) + parts.path + (f"?{parts.query}" if parts.query else "")
+        return url
+
+    def _pick_file(
+        self, ref: Ref, files: list[dict[str, Any]], label: str, want_sha256: str | None, want_hash: str | None
+    ) -> dict[str, Any]:
+        if want_sha256 or want_hash:
+            for f in files:
+                hashes = published_hashes(f)
+                if want_sha256 and hashes.get("sha256") == want_sha256.lower():
+                    return f
+                if want_hash and any(v.startswith(want_hash.lower()) for v in hashes.values()):
+                    return f
+        if ref.file:
+            wanted = ref.file.strip()
+            for f in files:
+                if str(f.get("id")) == wanted or str(f.get("name", "")).lower() == wanted.lower():
+                    return f
+            names = ", ".join(f"{f.get('id')}={f.get('name')}" for f in files)
+            raise BadReferenceError(f"{label} has no file {wanted!r}; its files are: {names}")
+        if ref.selectors:
+            sel = dict(ref.selectors)
+            if "fileId" in sel:
+                for f in files:
+                    if str(f.get("id")) == sel["fileId"]:
+                        return f
+                raise RemoteNotFoundError(f"{label} has no file with id {sel['fileId']}")
+            for f in files:
+                meta = f.get("metadata") or {}
+                if (
+                    ("type" not in sel or f.get("type") == sel["type"])
+                    and ("format" not in sel or meta.get("format") == sel["format"])
+                    and ("size" not in sel or meta.get("size") == sel["size"])
+                    and ("fp" not in sel or meta.get("fp") == sel["fp"])
+                ):
+                    return f
+            raise RemoteNotFoundError(f"{label} has no file matching {sel}")
+        primary = next((f for f in files if f.get("primary")), None)
+        if primary is not None:
+            return primary
+        return next((f for f in files if f.get("type") == "Model"), files[0])
+
+    def list_files(self, ctx: SourceContext, ref: Ref) -> list[RemoteFile]:
+        version, _model = self._version_for(ctx, ref)
+        mid, vid = version.get("modelId") or ref.model_id, version.get("id")
+        out = []
+        for f in version.get("files") or []:
+            hashes = published_hashes(f)
+            out.append(
+                RemoteFile(
+                    name=str(f.get("name")),
+                    size=int(round(float(f["sizeKB"]) * 1024)) if f.get("sizeKB") else None,
+                    sha256=hashes.get("sha256"),
+                    file_id=str(f.get("id")),
+                    kind=f.get("type"),
+                    primary=bool(f.get("primary")),
+                    ref=f"civitai:{mid}@{vid}/{f.get('id')}",
+                    extra={"metadata": f.get("metadata") or {}, "hashes": hashes},
+                )
+            )
+        return out
+
+    # -- hashes --
+    def lookup_hashes(self, ctx: SourceContext, sha256s: Sequence[str]) -> dict[str, SourceInfo]:
+        """Batch by-hash: ≤100 SHA-256s per POST, so scanning thousands of files stays polite."""
+        wanted = [h.lower() for h in dict.fromkeys(sha256s) if len(h) == 64]
+        found: dict[str, SourceInfo] = {}
+        for i in range(0, len(wanted), BATCH_LIMIT):
+            chunk = wanted[i : i + BATCH_LIMIT]
+            versions = ctx.http.json(
+                "POST",
+                self.base(ctx) + "/api/v1/model-versions/by-hash",
+                json_body=[h.upper() for h in chunk],
+                auth_headers=self.auth_headers(ctx),
+                translate=self.error_translator(ctx),
+                what="Civitai by-hash lookup",
+            )
+            for version in versions if isinstance(versions, list) else []:
+                for f in version.get("files") or []:
+                    sha = published_hashes(f).get("sha256")
+                    if sha in chunk and sha not in found:
+                        found[sha] = self._plan_from(ctx, Ref("civitai"), version, None, want_sha256=sha).source_info
+        return found
+
+    def lookup_hash(self, ctx: SourceContext, sha256: str) -> SourceInfo | None:
+        version = self._by_hash(ctx, sha256)
+        if version is None:
+            return None
+        return self._plan_from(ctx, Ref("civitai"), version, None, want_hash=sha256).source_info
+
+    def _by_hash(self, ctx: SourceContext, value: str) -> dict[str, Any] | None:
+        try:
+            return self._get(ctx, f"/api/v1/model-versions/by-hash/{value.upper()}", f"Civitai hash {value}")
+        except RemoteNotFoundError:
+            return None
+
+    def plan_for_hash(self, ctx: SourceContext, sha256: str) -> DownloadPlan | None:
+        """Any hash kind works here (Civitai matches AutoV1/V2/V3, SHA256, CRC32, BLAKE3)."""
+        version = self._by_hash(ctx, sha256)
+        if version is None:
+            return None
+        return self._plan_from(ctx, Ref("civitai"), version, None, want_hash=sha256)
+
+    def ref_for(self, info: SourceInfo) -> Ref | None:
+        return Ref("civitai", model_id=info.model_id or None, version_id=info.version_id, file=info.file_id)
+
+
+def civitai_error(resp: requests.Response, has_token: bool) -> SdhubError | None:
+    """Civitai's JSON errors as messages a user can act on."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    error, message = str(body.get("error") or ""), str(body.get("message") or "")
+    detail = error_message_from_body(resp)
+    where = _where(resp)
+    status = resp.status_code
+    if status == 401:
+        if "disabled downloads" in message.lower():
+            return AccessDeniedError(f"Civitai: the creator has disabled downloads of this file ({where})")
+        if has_token:
+            return AuthRequiredError(
+                f"Civitai refused the API token ({detail or 'Unauthorized'}) for {where}; check CIVITAI_API_TOKEN"
+                " (civitai.com → Account settings → API keys)"
+            )
+        return AuthRequiredError(
+            f"Civitai requires a login to download this file ({message or error or 'Unauthorized'}); set"
+            f" CIVITAI_API_TOKEN to an API key from civitai.com → Account settings ({where})"
+        )
+    if status == 403:
+        if error.lower() == "early access" or body.get("deadline"):
+            deadline = body.get("deadline")
+            when = f" until {_date(str(deadline))}" if deadline else ""
+            return AccessDeniedError(
+                f"Civitai: this version is in Early Access{when}; it can be downloaded for free after that, or now"
+                f" with access bought on Civitai ({where})"
+            )
+        return AccessDeniedError(f"Civitai denied access: {detail or 'Forbidden'} ({where})")
+    if status == 404:
+        return RemoteNotFoundError(f"Civitai: {detail or 'not found'} ({where})")
+    if status == 410:
+        return RemoteNotFoundError(f"Civitai: this model is archived and no longer downloadable ({detail}) ({where})")
+    if status == 429:
+        return RateLimitedError(
+            f"Civitai is rate limiting us ({detail or 'Too Many Requests'}); waited and retried, try again later"
+        )
+    if status == 400:
+        return SourceError(f"Civitai rejected the request: {detail} ({where})")
+    if status >= 500:
+        return SourceError(f"Civitai is having trouble (HTTP {status}); try again later ({where})")
+    return None
+
+
+def _where(resp: requests.Response) -> str:
+    parts = urlsplit(resp.url)
+    return f"{parts.netloc}{parts.path}"
+
+
+@hookimpl
+def register_sources(register: Any) -> None:
+    register(CivitaiSource())

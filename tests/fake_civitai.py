@@ -1,0 +1,351 @@
+"""A fake Civitai on 127.0.0.1 speaking the public REST v1 contract (sources.md §1, §6).
+
+Two servers: the API host (``/api/v1/...``, ``/api/download/models/{id}``) and a separate storage
+host that the download endpoint redirects to with a signed-looking URL, so tests can check that the
+token never reaches storage. Hashes are published the way Civitai does: upper-case hex, AutoV3 at
+12 hex, CRC32 in Civitai's byte order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.fake_http import FakeServer, Reply, Request, ServedFile, json_reply
+
+BROWSER_MARKERS = ("mozilla", "chrome", "safari", "firefox", "opera", "edge")
+
+
+def civitai_hashes(data: bytes) -> dict[str, str]:
+    sha = hashlib.sha256(data).hexdigest()
+    out = {"SHA256": sha.upper(), "AutoV2": sha[:10].upper()}
+    if len(data) >= 2 * 0x100000:
+        out["AutoV1"] = hashlib.sha256(data[0x100000 : 0x100000 + 0x10000]).hexdigest()[:8].upper()
+    out["CRC32"] = zlib.crc32(data).to_bytes(4, "little").hex().upper()
+    try:
+        import blake3
+
+        out["BLAKE3"] = blake3.blake3(data).hexdigest().upper()
+    except ImportError:  # pragma: no cover
+        pass
+    if len(data) >= 8:
+        (n,) = struct.unpack("<Q", data[:8])
+        if 8 + n <= len(data):
+            out["AutoV3"] = hashlib.sha256(data[8 + n :]).hexdigest()[:12].upper()
+    return out
+
+
+@dataclass
+class CFile:
+    id: int
+    name: str
+    data: bytes
+    type: str = "Model"
+    primary: bool = True
+    metadata: dict[str, Any] = field(default_factory=lambda: {"format": "SafeTensor", "size": "pruned", "fp": "fp16"})
+    published_sha256: str | None = None  # to publish a wrong hash on purpose
+    content_disposition: str | None = None
+
+
+@dataclass
+class CVersion:
+    id: int
+    name: str
+    base_model: str = "SDXL 1.0"
+    files: list[CFile] = field(default_factory=list)
+    trained_words: list[str] = field(default_factory=list)
+    early_access_deadline: str | None = None
+    require_auth: bool = False
+    downloads_disabled: bool = False
+    archived: bool = False
+    availability: str = "Public"
+
+
+@dataclass
+class CModel:
+    id: int
+    name: str
+    type: str = "Checkpoint"
+    nsfw: bool = False
+    tags: list[str] = field(default_factory=list)
+    creator: str = "tester"
+    versions: list[CVersion] = field(default_factory=list)
+
+
+class FakeCivitai:
+    def __init__(self, token: str = "good-token") -> None:
+        self.api = FakeServer("civitai-api")
+        self.storage = FakeServer("civitai-storage")
+        self.token = token
+        self.models: dict[int, CModel] = {}
+        self.served: dict[int, ServedFile] = {}
+        self.download_limit_429: int = 0  # next N downloads answer 429
+        self.retry_after: str | None = "1"
+        self.numeric_cursor = False
+        self._routes()
+
+    # -- data --
+    def add(self, model: CModel) -> CModel:
+        self.models[model.id] = model
+        for v in model.versions:
+            for f in v.files:
+                self.served[f.id] = ServedFile(f.data, filename=f.name, content_disposition=f.content_disposition)
+        return model
+
+    def version(self, vid: int) -> tuple[CModel, CVersion] | None:
+        for m in self.models.values():
+            for v in m.versions:
+                if v.id == vid:
+                    return m, v
+        return None
+
+    # -- JSON shapes --
+    def _file_json(self, v: CVersion, f: CFile) -> dict[str, Any]:
+        hashes = civitai_hashes(f.data)
+        if f.published_sha256:
+            hashes["SHA256"] = f.published_sha256.upper()
+        url = f"https://civitai.com/api/download/models/{v.id}"
+        if not f.primary:
+            url += f"?type={f.type.replace(' ', '%20')}&format={f.metadata.get('format')}"
+        return {
+            "id": f.id,
+            "sizeKB": len(f.data) / 1024,
+            "name": f.name,
+            "type": f.type,
+            "pickleScanResult": "Success",
+            "pickleScanMessage": None,
+            "virusScanResult": "Success",
+            "virusScanMessage": None,
+            "scannedAt": "2025-01-01T00:00:00.000Z",
+            "metadata": f.metadata,
+            "hashes": hashes,
+            "primary": f.primary,
+            "downloadUrl": url,
+        }
+
+    def _version_json(self, m: CModel, v: CVersion, *, full: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": v.id,
+            "name": v.name,
+            "baseModel": v.base_model,
+            "baseModelType": "Standard",
+            "publishedAt": "2025-01-01T00:00:00.000Z",
+            "availability": v.availability,
+            "nsfwLevel": 1,
+            "description": None,
+            "trainedWords": v.trained_words,
+            "paidAccess": {"permanent": False, "endsAt": v.early_access_deadline} if v.early_access_deadline else None,
+            "earlyAccessDeadline": v.early_access_deadline,
+            "stats": {"downloadCount": 10, "thumbsUpCount": 3, "thumbsDownCount": 0},
+            "images": [],
+        }
+        if not v.archived:
+            data["files"] = [self._file_json(v, f) for f in v.files]
+            data["downloadUrl"] = f"https://civitai.com/api/download/models/{v.id}"
+        if full:
+            data.update(
+                {
+                    "modelId": m.id,
+                    "air": f"urn:air:sdxl:{m.type.lower()}:civitai:{m.id}@{v.id}",
+                    "status": "Published",
+                    "model": {"name": m.name, "type": m.type, "nsfw": m.nsfw, "poi": False},
+                }
+            )
+        return data
+
+    def _model_json(self, m: CModel) -> dict[str, Any]:
+        return {
+            "id": m.id,
+            "name": m.name,
+            "type": m.type,
+            "nsfw": m.nsfw,
+            "nsfwLevel": 1,
+            "availability": "Public",
+            "allowNoCredit": True,
+            "allowCommercialUse": ["Image", "RentCivit"],
+            "allowDerivatives": True,
+            "poi": False,
+            "stats": {"downloadCount": None, "thumbsUpCount": 5, "thumbsDownCount": 0, "commentCount": 0},
+            "creator": {"username": m.creator, "image": None},
+            "tags": m.tags,
+            "modelVersions": [self._version_json(m, v, full=False) for v in m.versions],
+        }
+
+    # -- routes --
+    def _authorised(self, req: Request) -> bool:
+        auth = req.header("Authorization") or ""
+        token = auth[7:] if auth.lower().startswith("bearer ") else (req.query.get("token") or [""])[0]
+        return bool(token) and token == self.token
+
+    def _multi(self, req: Request, key: str) -> list[str]:
+        out: list[str] = []
+        for v in req.query.get(key, []):
+            out.extend(p for p in v.split(",") if p)
+        return out
+
+    def _routes(self) -> None:
+        api = self.api
+
+        @api.route("GET", r"/api/v1/models")
+        def models(req: Request) -> Reply:
+            q = {k: v[0] for k, v in req.query.items()}
+            limit = int(q.get("limit", "100"))
+            if limit < 0 or limit > 100:
+                return json_reply({"error": "limit must be between 0 and 100"}, 400)
+            if "query" in q and "page" in q:
+                return json_reply({"error": "Cannot use page param with query search. Use cursor-based pagination."}, 400)
+            if "page" in q and int(q["page"]) * limit > 1000:
+                return json_reply({"error": "You've requested too many pages, please use cursors instead"}, 429)
+            types = self._multi(req, "types")
+            bases = self._multi(req, "baseModels")
+            text = q.get("query", "").lower()
+            items = []
+            for m in sorted(self.models.values(), key=lambda m: m.id):
+                if text and text not in m.name.lower():
+                    continue
+                if types and m.type not in types:
+                    continue
+                if bases and not any(v.base_model in bases for v in m.versions):
+                    continue
+                if m.nsfw and q.get("nsfw") != "true":
+                    continue
+                items.append(m)
+            cursor = q.get("cursor")
+            offset = int(str(cursor).split("|")[0]) if cursor else 0
+            page = items[offset : offset + limit]
+            meta: dict[str, Any] = {}
+            if offset + limit < len(items):
+                nxt = offset + limit
+                meta["nextCursor"] = nxt if self.numeric_cursor else f"{nxt}|932023|257749"
+                meta["nextPage"] = f"{api.url}/api/v1/models?limit={limit}&cursor={meta['nextCursor']}"
+            return json_reply({"items": [self._model_json(m) for m in page], "metadata": meta},
+                              headers={"Cache-Control": "public, s-maxage=300, stale-while-revalidate=150"})
+
+        @api.route("GET", r"/api/v1/models/(\d+)")
+        def model(req: Request) -> Reply:
+            mid = int(req.path.rsplit("/", 1)[1])
+            if mid not in self.models:
+                return json_reply({"error": f"No model with id {mid}"}, 404)
+            return json_reply(self._model_json(self.models[mid]))
+
+        @api.route("GET", r"/api/v1/model-versions/(\d+)")
+        def version(req: Request) -> Reply:
+            found = self.version(int(req.path.rsplit("/", 1)[1]))
+            if found is None:
+                return json_reply({"error": "Model not found"}, 404)
+            m, v = found
+            if not v.files and not v.archived:
+                return json_reply({"error": "Missing model file"}, 404)
+            return json_reply(self._version_json(m, v, full=True))
+
+        def find_by_hash(value: str) -> tuple[CModel, CVersion] | None:
+            value = value.upper()
+            for m in self.models.values():
+                for v in m.versions:
+                    for f in v.files:
+                        hashes = self._file_json(v, f)["hashes"]
+                        if value in hashes.values():
+                            return m, v
+            return None
+
+        @api.route("GET", r"/api/v1/model-versions/by-hash/([0-9A-Fa-f]+)")
+        def by_hash(req: Request) -> Reply:
+            found = find_by_hash(req.path.rsplit("/", 1)[1])
+            if found is None:
+                return json_reply({"error": "Model not found"}, 404)
+            return json_reply(self._version_json(*found, full=True), headers={"Cache-Control": "public, max-age=3600"})
+
+        @api.route("POST", r"/api/v1/model-versions/by-hash")
+        def by_hash_batch(req: Request) -> Reply:
+            try:
+                hashes = json.loads(req.body or b"[]")
+            except ValueError:
+                return json_reply({"error": "Invalid JSON"}, 400)
+            if not isinstance(hashes, list) or len(hashes) > 100 or any(len(str(h)) != 64 for h in hashes):
+                return json_reply({"error": "Expected an array of at most 100 SHA256 hashes"}, 400)
+            out, seen = [], set()
+            for h in hashes:
+                found = find_by_hash(str(h))
+                if found and found[1].id not in seen:
+                    seen.add(found[1].id)
+                    out.append(self._version_json(*found, full=True))
+            return json_reply(out)
+
+        @api.route("GET", r"/api/download/models/(\d+)")
+        def download(req: Request) -> Reply:
+            vid = int(req.path.rsplit("/", 1)[1])
+            ua = (req.header("User-Agent") or "").lower()
+            found = self.version(vid)
+            if found is None:
+                return json_reply({"error": "File not found"}, 404)
+            m, v = found
+            if self.download_limit_429 > 0:
+                self.download_limit_429 -= 1
+                headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+                return json_reply({"error": "We've noticed an unusual amount of downloading from your account."},
+                                  429, headers)
+            if v.archived:
+                return json_reply({"error": "Model archived, not available for download"}, 410)
+            if v.require_auth and not self._authorised(req):
+                if any(b in ua for b in BROWSER_MARKERS):
+                    return Reply(307, {"Location": f"/login?returnUrl=/model-versions/{vid}&reason=download-auth"})
+                return json_reply({"error": "Unauthorized",
+                                   "message": "The creator of this asset requires you to be logged in to download it"}, 401)
+            if v.downloads_disabled:
+                return json_reply({"error": "Unauthorized",
+                                   "message": "The creator of this asset has disabled downloads on this file"}, 401)
+            if v.early_access_deadline:
+                return json_reply({"error": "Early Access", "deadline": v.early_access_deadline,
+                                   "message": "This asset is in Early Access. You can use Buzz access it now!"}, 403)
+            file = self._select(v, req)
+            if file is None:
+                return json_reply({"error": "File not found"}, 404)
+            return Reply(307, {"Location": f"{self.storage.url}/files/{file.id}/{file.name}?X-Amz-Signature=deadbeef",
+                               "Cache-Control": "no-store, max-age=0"})
+
+        @self.storage.route("GET", r"/files/(\d+)/.*")
+        def storage(req: Request) -> Reply:
+            fid = int(req.path.split("/")[2])
+            if fid not in self.served:
+                return json_reply({"error": "NoSuchKey"}, 404)
+            return self.served[fid].reply(req)
+
+    def _select(self, v: CVersion, req: Request) -> CFile | None:
+        q = {k: val[0] for k, val in req.query.items()}
+        if "fileId" in q:
+            return next((f for f in v.files if str(f.id) == q["fileId"]), None)
+        for f in v.files:
+            if "type" in q and f.type != q["type"]:
+                continue
+            if "format" in q and f.metadata.get("format") != q["format"]:
+                continue
+            if "size" in q and f.metadata.get("size") != q["size"]:
+                continue
+            if "fp" in q and f.metadata.get("fp") != q["fp"]:
+                continue
+            if not q.keys() & {"type", "format", "size", "fp"} and not f.primary:
+                continue
+            return f
+        return None
+
+    def start(self) -> FakeCivitai:
+        self.api.start()
+        self.storage.start()
+        return self
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.storage.stop()
+
+
+@pytest.fixture
+def fake_civitai():
+    fake = FakeCivitai().start()
+    yield fake
+    fake.stop()
