@@ -488,8 +488,10 @@ def _hash_threaded(
             offset += filled
             if progress is not None:
                 progress(filled)
-            if filled < chunk_size:
-                break  # end of file (_read_full only stops short there)
+            if filled < chunk_size or offset > size:
+                # End of file (_read_full only stops short there), or the file grew since the stat:
+                # stop rather than chase a writer; _check_unchanged reports the size mismatch.
+                break
             slot = free.get()
             filled = _read_full(fd, buffers[slot])
             for worker in workers:
@@ -503,5 +505,4 @@ def _hash_threaded(
     for worker in workers:
         if worker.error is not None:
             raise FingerprintError(f"{path}: hashing failed: {worker.error!r}") from worker.error
-    # A file that grew past the stat size shows up as total != size in _check_unchanged.
     return hashers, safetensors, offset
