@@ -444,6 +444,7 @@ class RuntimePipeline:
         params: dict[str, Any] = {
             "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps, "cfg": cfg, "width": width,
             "height": height, "seed": seed, "sampler": chosen.name if chosen else None,
+            "sampler_label": chosen.display_name if chosen else None,
             "family": self.family, "device": self.device, "dtype": self.dtype,
             "loras": [{"name": lora.name, "weight": lora.weight} for lora in self.loras],
         }

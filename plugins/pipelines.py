@@ -13,10 +13,12 @@ diffusers' default SDPA processor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,40 @@ def _diffusers() -> Any:
     return diffusers
 
 
+def _dtype_kwarg(torch_dtype: Any) -> dict[str, Any]:
+    """diffusers renamed ``torch_dtype`` to ``dtype``; pass whichever this version wants."""
+    try:
+        from diffusers.utils import deprecation_utils
+
+        new_name = hasattr(deprecation_utils, "_resolve_dtype")
+    except ImportError:
+        new_name = False
+    return {"dtype": torch_dtype} if new_name else {"torch_dtype": torch_dtype}
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """diffusers/transformers print per-component progress bars and notices while loading; sdhub has its own output."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
+    d_bars, t_bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(d_level)
+        tlog.set_verbosity(t_level)
+        if d_bars:
+            dlog.enable_progress_bar()
+        if t_bars:
+            tlog.enable_progress_bar()
+
+
 def _eval_all(pipe: Any) -> None:
     import torch
 
@@ -237,7 +273,8 @@ class DiffusersPipeline(Pipeline):
         diffusers = _diffusers()
         torch_dtype = _torch_dtype(dtype)
         cls = getattr(diffusers, self.pipeline_class)
-        pipe = self._load_pipe(cls, model, torch_dtype, options)
+        with _quiet_loading():
+            pipe = self._load_pipe(cls, model, torch_dtype, options)
         _eval_all(pipe)
         pipe.set_progress_bar_config(disable=True)
         if not options.cpu_offload:
@@ -250,7 +287,8 @@ class DiffusersPipeline(Pipeline):
                 merged.append(merge_lora(pipe, lora.path, lora.weight, lora.name or lora.path.stem))
         refiner = None
         if options.refiner is not None:
-            refiner = self._load_refiner(pipe, options.refiner, torch_dtype, device, options)
+            with _quiet_loading():
+                refiner = self._load_refiner(pipe, options.refiner, torch_dtype, device, options)
         _apply_memory_options(pipe, device, options)
         if refiner is not None:
             _apply_memory_options(refiner, device, options)
@@ -265,14 +303,14 @@ class DiffusersPipeline(Pipeline):
                 extra.update(_folder_nulls(model.path))
                 if "requires_safety_checker" in cls.__init__.__code__.co_varnames:
                     extra["requires_safety_checker"] = False
-                return cls.from_pretrained(str(model.path), torch_dtype=torch_dtype, local_files_only=True, **extra)
+                return cls.from_pretrained(str(model.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **extra)
             config = ensure_configs(model.family, model.variant, options)
             if model.family in ("sd1", "sd2"):
                 extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
             if model.family == "sd3":
                 extra.update(self._sd3_text_encoders(model.path, config, torch_dtype))
             return cls.from_single_file(
-                str(model.path), config=str(config), torch_dtype=torch_dtype, local_files_only=True, **extra
+                str(model.path), config=str(config), **_dtype_kwarg(torch_dtype), local_files_only=True, **extra
             )
         except SdhubError:
             raise
@@ -319,11 +357,11 @@ class DiffusersPipeline(Pipeline):
         try:
             if refiner.is_diffusers_folder:
                 extra = {k: v for k, v in _folder_nulls(refiner.path).items() if k not in shared}
-                pipe = cls.from_pretrained(str(refiner.path), torch_dtype=torch_dtype, local_files_only=True, **shared, **extra)
+                pipe = cls.from_pretrained(str(refiner.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared, **extra)
             else:
                 config = ensure_configs("sdxl_refiner", refiner.variant, options)
                 pipe = cls.from_single_file(
-                    str(refiner.path), config=str(config), torch_dtype=torch_dtype, local_files_only=True, **shared
+                    str(refiner.path), config=str(config), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared
                 )
         except SdhubError:
             raise
@@ -384,9 +422,7 @@ class DiffusersRunner(Runner):
 
         self.pipe.scheduler = self._scheduler(request.sampler, self.base_scheduler_config)
         generators = [torch.Generator(device="cpu").manual_seed(request.seed + i) for i in range(request.num_images)]
-        total = request.steps
-        if self.refiner is not None:
-            total = request.steps  # both parts together take about `steps` steps
+        total = request.steps  # with a refiner, base and refiner share the steps
         done = [0]
 
         def on_step(_pipe: Any, _i: int, _t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
