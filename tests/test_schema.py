@@ -70,3 +70,23 @@ def test_foreign_database_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(CatalogueError, match="not an sdhub catalogue"):
         Catalogue(f"sqlite:///{db}")
+
+
+def test_locked_catalogue_gives_one_clear_line(tmp_path: Path, run_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from safetensors_files import SD15_UNET_MARKERS, write_safetensors
+
+    db = tmp_path / "registry.db"
+    Catalogue(f"sqlite:///{db}").close()
+    monkeypatch.setenv("SDHUB_DB_URL", f"sqlite:///{db}?timeout=0.2")
+    write_safetensors(tmp_path / "m" / "a.safetensors", SD15_UNET_MARKERS)
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        result = run_cli("scan", str(tmp_path / "m"))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.exit_code == 1
+    assert "is locked by another process" in result.stderr
+    assert "Traceback" not in result.output
+    assert Catalogue(f"sqlite:///{db}").count() == 0

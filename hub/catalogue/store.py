@@ -1,7 +1,8 @@
 """The Catalogue: opening the database and every query sdhub makes. The only module that speaks SQL.
 
-SQLite gets WAL, foreign keys and a busy timeout; any other SQLAlchemy URL (PostgreSQL for teams)
-goes through the same portable queries. Each write is one transaction, so a failure (or Ctrl-C)
+SQLite gets WAL and foreign keys (a writer waits up to pysqlite's 5 s for a lock; ``?timeout=`` in
+the URL changes that); any other SQLAlchemy URL (PostgreSQL for teams) goes through the same
+portable queries. Each write is one transaction, so a failure (or Ctrl-C)
 never leaves a half-registered file.
 """
 
@@ -44,7 +45,6 @@ class StatRow:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
     try:
         cur.execute("PRAGMA journal_mode=WAL")
     except Exception:  # read-only media: WAL cannot be set; the catalogue still reads
