@@ -202,6 +202,7 @@ class SourceContext:
     http: HttpClient
     download_options: DownloadOptions
     progress: Progress | None = None
+    memo: dict[str, Any] = field(default_factory=dict)  # per-operation facts (e.g. endpoints found down)
 
     @classmethod
     def create(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class FakeServer:
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.log: list[Request] = []
         self._lock = threading.Lock()
+        self._connections: set[Any] = set()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +72,19 @@ class FakeServer:
 
             def log_message(self, *args: Any) -> None:  # keep pytest output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with outer._lock:
+                    outer._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with outer._lock:
+                    outer._connections.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def _handle(self) -> None:
                 parts = urlsplit(self.path)
@@ -141,8 +156,16 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut open keep-alive connections: a stopped server is really gone."""
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def requests(self, path_prefix: str = "", method: str | None = None) -> list[Request]:
         with self._lock:
