@@ -115,23 +115,28 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
         return _with_catalogue_facts(Resolved(path=path.resolve(), name=path.name))
     text = os.fspath(ref)
     looks_like_path = os.sep in text or text.endswith((".safetensors", ".ckpt", ".pt"))
-    try:
-        from .api import Hub
-    except ImportError as exc:  # pragma: no cover - the catalogue is part of the core
-        raise BadReferenceError(f"{text!r} is not a file, and references need the catalogue: {exc}") from exc
+    if looks_like_path and not _is_reference(text):
+        raise FileAccessError(f"{text}: no such file or folder")
+    from .api import Hub
+
     hub = Hub()
     try:
-        try:
-            result = hub.resolve(text)
-        except BadReferenceError:
-            if looks_like_path:
-                raise FileAccessError(f"{text}: no such file or folder") from None
-            raise
+        result = hub.resolve(text)
+    except ImportError as exc:  # the sources area is an optional part of a checkout
+        raise BadReferenceError(f"{text!r} is not a local file, and resolving references is unavailable: {exc}") from exc
     finally:
-        close = getattr(hub, "close", None)
-        if close:
-            close()
+        hub.close()
     return _from_resolved(result, text)
+
+
+def _is_reference(text: str) -> bool:
+    try:
+        from .refs import parse
+
+        parse(text)
+    except (ImportError, BadReferenceError):
+        return False
+    return True
 
 
 def _from_resolved(result: Any, ref: str) -> Resolved:
@@ -201,14 +206,19 @@ def _identify(path: Path) -> Any:
     return identify_path(path)
 
 
-def model_to_run(res: Resolved, family: str | None = None) -> ModelToRun:
-    """What the pipeline needs to know about the model; ``family`` overrides identification."""
+def model_to_run(res: Resolved, family: str | None = None, default_family: str | None = None) -> ModelToRun:
+    """What the pipeline needs to know about the model; ``family`` overrides identification.
+
+    ``default_family`` is used only when identification cannot place the file (a --refiner is a refiner).
+    """
     ident = res.identification or _identify(res.path)
     is_dir = res.path.is_dir()
     fmt = "diffusers" if is_dir else ("ckpt" if res.path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin") else "safetensors")
     identified_family = getattr(ident, "family", None)
     identified_kind = getattr(ident, "kind", None)
     chosen_family = family or identified_family
+    if (not chosen_family or chosen_family == "unknown") and default_family:
+        chosen_family = default_family
     if not chosen_family or chosen_family == "unknown":
         raise PipelineError(
             f"{res.path}: cannot tell which model family this is"
@@ -524,7 +534,7 @@ def pipeline(
         cpu_offload=cpu_offload,
         vae_tiling=vae_tiling,
         compile=compile,
-        refiner=model_to_run(resolve_ref(refiner), None) if refiner is not None else None,
+        refiner=model_to_run(resolve_ref(refiner), None, "sdxl_refiner") if refiner is not None else None,
         refiner_switch=refiner_switch,
         offline=offline,
     )

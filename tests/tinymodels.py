@@ -184,7 +184,32 @@ def build_sd3() -> Any:
     return _eval_all(pipe)
 
 
-BUILDERS = {"sd1": build_sd15, "sdxl": build_sdxl, "sd3": build_sd3}
+def build_sdxl_refiner() -> Any:
+    """An SDXL refiner: OpenCLIP-G conditioning only, aesthetic-score time ids (5 instead of 6)."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=64, attention_head_dim=(2, 4), use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=64 + 5 * 8,
+        norm_num_groups=4,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading",
+    )
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        unet=unet, vae=_vae(), scheduler=scheduler, text_encoder=None, tokenizer=None,
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config(64, 64, act="gelu")), tokenizer_2=clip_tokenizer(),
+        requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
+    )
+    return _eval_all(pipe)
+
+
+BUILDERS = {"sd1": build_sd15, "sdxl": build_sdxl, "sd3": build_sd3, "sdxl_refiner": build_sdxl_refiner}
 
 
 # -- diffusers -> original layout ------------------------------------------------------------------------
@@ -440,8 +465,19 @@ def tiny_model(family: str) -> TinyModel:
     config_dir = root / "config"
     shutil.copytree(diffusers_dir, config_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     single = root / f"tiny_{family}.safetensors"
-    save_file(original_state_dict(pipe, family), str(single), metadata={"format": "pt"})
+    if family in ("sd1", "sdxl", "sd3"):
+        save_file(original_state_dict(pipe, family), str(single), metadata={"format": "pt"})
     return TinyModel(family, diffusers_dir, single, config_dir)
+
+
+@functools.cache
+def sd3_without_t5() -> Path:
+    """The SD3 single file minus the T5 encoder (most SD3 files on Civitai leave it out)."""
+    from safetensors.torch import save_file
+
+    path = cache_root() / "sd3" / "tiny_sd3_no_t5.safetensors"
+    save_file(original_state_dict(tiny_pipeline("sd3"), "sd3", include_t5=False), str(path), metadata={"format": "pt"})
+    return path
 
 
 # -- LoRAs ----------------------------------------------------------------------------------------------------
@@ -556,7 +592,15 @@ def apply_lora_factors(pipe: Any, factors: list[LoraFactors], weight: float) -> 
 
 
 def clone_pipeline(family: str) -> Any:
-    """A deep copy of the tiny pipeline, safe to modify."""
-    import copy
+    """A fresh bare-diffusers load of the saved tiny model, safe to modify: the baseline sdhub is compared to.
 
-    return copy.deepcopy(tiny_pipeline(family))
+    Loaded from disk rather than deep-copied, because a scheduler built in memory marks unset options
+    as defaults (``_use_default_values``) and converts to another scheduler class differently than
+    one read from ``scheduler_config.json``.
+    """
+    import diffusers
+
+    model = tiny_model(family)
+    cls = type(tiny_pipeline(family))
+    pipe = getattr(diffusers, cls.__name__).from_pretrained(str(model.diffusers_dir), local_files_only=True)
+    return _eval_all(pipe)

@@ -1,0 +1,359 @@
+"""hub.pipeline / generate on tiny random SD1.5, SDXL and SD3 models (CPU, 64x64, 2-3 steps)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("diffusers")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import hub  # noqa: E402
+from hub.errors import IncompatibleError, PipelineError, SamplerError  # noqa: E402
+from hub.runtime import pick_device, pick_dtype  # noqa: E402
+from hub.samplers import Sampler  # noqa: E402
+from tinymodels import (  # noqa: E402
+    apply_lora_factors,
+    clone_pipeline,
+    random_lora,
+    sd3_without_t5,
+    tiny_model,
+    tiny_pipeline,
+    write_kohya_lora,
+    write_peft_lora,
+)
+
+FAMILY_SAMPLER = [("sd1", "euler_a"), ("sdxl", "dpmpp_2m_karras"), ("sd3", "euler")]
+SIZE = {"width": 64, "height": 64}
+
+
+def pixels(generation: Any, index: int = 0) -> np.ndarray:
+    return np.asarray(generation.images[index]).astype(np.int16)
+
+
+def bare_diffusers_image(pipe: Any, scheduler_cls: str, seed: int, steps: int, cfg: float, **scheduler_options: Any) -> np.ndarray:
+    """What diffusers alone draws with the given scheduler: the baseline sdhub must reproduce."""
+    import diffusers
+
+    pipe.scheduler = getattr(diffusers, scheduler_cls).from_config(pipe.scheduler.config, **scheduler_options)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe("a red fox", num_inference_steps=steps, guidance_scale=cfg, generator=torch.Generator().manual_seed(seed), **SIZE)
+    return np.asarray(out.images[0]).astype(np.int16)
+
+
+# -- loading --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3"])
+def test_single_file_loads_every_tensor_of_every_component(family: str) -> None:
+    """from_single_file loads CLIP/UNet/VAE non-strictly: compare tensors, not just 'it loaded'."""
+    m = tiny_model(family)
+    runtime = hub.pipeline(m.single_file, family=family, config_dir=m.config_dir)
+    loaded = runtime.runner.pipe
+    checked = 0
+    for name, component in tiny_pipeline(family).components.items():
+        if not isinstance(component, torch.nn.Module):
+            continue
+        got = getattr(loaded, name)
+        assert not got.training, f"{name} left in train mode"
+        theirs = got.state_dict()
+        for key, value in component.state_dict().items():
+            assert key in theirs, f"{name}.{key} missing"
+            assert torch.equal(theirs[key], value), f"{name}.{key} differs"
+            checked += 1
+    assert checked > 200
+    assert runtime.pipeline.name == {"sd1": "stable-diffusion", "sdxl": "stable-diffusion-xl", "sd3": "stable-diffusion-3"}[family]
+
+
+@pytest.mark.parametrize(("family", "sampler"), FAMILY_SAMPLER)
+def test_same_seed_same_image_from_single_file_and_from_folder(family: str, sampler: str) -> None:
+    m = tiny_model(family)
+    from_file = hub.pipeline(m.single_file, family=family, config_dir=m.config_dir, sampler=sampler)
+    first = pixels(from_file.generate("a red fox", steps=2, seed=7, **SIZE))
+    again = pixels(from_file.generate("a red fox", steps=2, seed=7, **SIZE))
+    other_seed = pixels(from_file.generate("a red fox", steps=2, seed=8, **SIZE))
+    from_folder = hub.pipeline(m.diffusers_dir, family=family, sampler=sampler)
+    folder_img = pixels(from_folder.generate("a red fox", steps=2, seed=7, **SIZE))
+    assert first.shape == (64, 64, 3)
+    assert first.std() > 1, "a flat image says nothing"
+    assert np.array_equal(first, again)
+    assert np.array_equal(first, folder_img)
+    assert not np.array_equal(first, other_seed)
+
+
+@pytest.mark.parametrize(
+    ("family", "sampler", "scheduler_cls", "options"),
+    [("sd1", "dpmpp_2m_karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++"}),
+     ("sd3", "dpmpp_2m", "DPMSolverMultistepScheduler",
+      {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": 3.0, "algorithm_type": "dpmsolver++"})],
+)
+def test_image_is_what_bare_diffusers_draws_with_that_scheduler(family: str, sampler: str, scheduler_cls: str, options: dict[str, Any]) -> None:
+    m = tiny_model(family)
+    runtime = hub.pipeline(m.diffusers_dir, family=family, sampler=sampler)
+    ours = pixels(runtime.generate("a red fox", steps=3, seed=11, cfg=5.0, **SIZE))
+    theirs = bare_diffusers_image(clone_pipeline(family), scheduler_cls, seed=11, steps=3, cfg=5.0, **options)
+    assert np.array_equal(ours, theirs)
+
+
+def test_sd3_file_without_t5_runs_without_it() -> None:
+    m = tiny_model("sd3")
+    runtime = hub.pipeline(sd3_without_t5(), family="sd3", config_dir=m.config_dir)
+    assert runtime.runner.pipe.text_encoder_3 is None
+    with_t5 = hub.pipeline(m.single_file, family="sd3", config_dir=m.config_dir)
+    a = pixels(runtime.generate("a red fox", steps=2, seed=3, **SIZE))
+    b = pixels(with_t5.generate("a red fox", steps=2, seed=3, **SIZE))
+    assert a.shape == b.shape and not np.array_equal(a, b)  # T5 embeddings are zeros without it
+
+
+def test_refiner_hand_off_changes_the_last_steps() -> None:
+    base = tiny_model("sdxl")
+    refiner = tiny_model("sdxl_refiner")
+    plain = hub.pipeline(base.diffusers_dir, family="sdxl", sampler="euler")
+    refined = hub.pipeline(base.diffusers_dir, family="sdxl", sampler="euler", refiner=refiner.diffusers_dir, refiner_switch=0.5)
+    steps: list[tuple[int, int]] = []
+    a = pixels(refined.generate("a red fox", steps=4, seed=5, on_step=lambda s, t: steps.append((s, t)), **SIZE))
+    b = pixels(refined.generate("a red fox", steps=4, seed=5, **SIZE))
+    c = pixels(plain.generate("a red fox", steps=4, seed=5, **SIZE))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert steps[-1] == (4, 4) and len(steps) == 4
+
+
+# -- LoRAs ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "writer"),
+    [("sd1", write_kohya_lora), ("sdxl", write_kohya_lora), ("sd1", write_peft_lora), ("sd3", write_peft_lora)],
+)
+def test_lora_changes_the_image_exactly_as_merged_weights_would(family: str, writer: Any, tmp_path: Path) -> None:
+    factors = random_lora(family, magnitude=0.3)
+    lora = writer(tmp_path / f"style_{family}.safetensors", family, factors)
+    m = tiny_model(family)
+    with_lora = hub.pipeline(m.single_file, family=family, config_dir=m.config_dir, sampler="euler", loras=[f"{lora}:0.7"])
+    without = hub.pipeline(m.single_file, family=family, config_dir=m.config_dir, sampler="euler")
+    a = pixels(with_lora.generate("a red fox", steps=2, seed=1, cfg=5.0, **SIZE))
+    b = pixels(without.generate("a red fox", steps=2, seed=1, cfg=5.0, **SIZE))
+    assert np.abs(a - b).mean() > 0.2, "the LoRA made no visible difference"
+    reference = clone_pipeline(family)
+    apply_lora_factors(reference, factors, 0.7)
+    expected = bare_diffusers_image(reference, "EulerDiscreteScheduler" if family != "sd3" else "FlowMatchEulerDiscreteScheduler",
+                                    seed=1, steps=2, cfg=5.0)
+    assert np.array_equal(a, expected)
+    report = with_lora.runner.loras[0]
+    assert report.format == ("kohya" if writer is write_kohya_lora else "peft")
+    assert report.merged == len(factors)
+
+
+def test_two_loras_and_weights_add_up(tmp_path: Path) -> None:
+    f1, f2 = random_lora("sd1", seed=1, magnitude=0.3), random_lora("sd1", seed=2, magnitude=0.3)
+    l1 = write_kohya_lora(tmp_path / "one.safetensors", "sd1", f1)
+    l2 = write_peft_lora(tmp_path / "two.safetensors", "sd1", f2)
+    m = tiny_model("sd1")
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", sampler="euler", loras=[(l1, 0.5), f"{l2}:-0.8"])
+    got = pixels(runtime.generate("a red fox", steps=2, seed=4, cfg=5.0, **SIZE))
+    reference = clone_pipeline("sd1")
+    apply_lora_factors(reference, f1, 0.5)
+    apply_lora_factors(reference, f2, -0.8)
+    assert np.array_equal(got, bare_diffusers_image(reference, "EulerDiscreteScheduler", seed=4, steps=2, cfg=5.0))
+
+
+def test_lora_for_another_family_is_refused_with_the_reason(tmp_path: Path) -> None:
+    sdxl_lora = write_kohya_lora(tmp_path / "xl_style.safetensors", "sdxl", random_lora("sdxl"))
+    m = tiny_model("sd1")
+    with pytest.raises(IncompatibleError) as err:
+        hub.pipeline(m.single_file, family="sd1", config_dir=m.config_dir, loras=[sdxl_lora])
+    assert "xl_style" in str(err.value)
+
+
+def test_a_checkpoint_passed_as_lora_is_refused() -> None:
+    m = tiny_model("sd1")
+    with pytest.raises(IncompatibleError) as err:
+        hub.pipeline(m.diffusers_dir, family="sd1", loras=[tiny_model("sd3").single_file])
+    assert "tiny_sd3" in str(err.value)
+
+
+# -- samplers from plugins ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CountingEuler(Sampler):
+    """A test plugin's sampler: Euler that records every step it takes."""
+
+    calls: list[float] | None = None
+
+    def build(self, base: Any, family: str | None = None) -> Any:
+        import diffusers
+
+        calls = self.calls
+
+        class Recording(diffusers.EulerDiscreteScheduler):
+            def step(self, model_output: Any, timestep: Any, sample: Any, *args: Any, **kwargs: Any) -> Any:
+                assert calls is not None
+                calls.append(float(timestep))
+                return super().step(model_output, timestep, sample, *args, **kwargs)
+
+        return Recording.from_config(dict(base))
+
+
+def test_sampler_from_a_test_plugin_is_really_used(plugin_registration: Any) -> None:
+    calls: list[float] = []
+
+    class Plugin:
+        @hub.hookimpl
+        def register_samplers(self, register: Any) -> None:
+            register(CountingEuler(name="counting_euler", families=("sd1", "sdxl"), aliases=("Counting Euler",), calls=calls))
+
+    plugin_registration(Plugin(), "counting-sampler-plugin")
+    m = tiny_model("sd1")
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", sampler="Counting Euler")
+    got = runtime.generate("a red fox", steps=3, seed=9, cfg=5.0, **SIZE)
+    assert len(calls) == 3 and calls == sorted(calls, reverse=True)
+    default = pixels(hub.pipeline(m.diffusers_dir, family="sd1").generate("a red fox", steps=3, seed=9, cfg=5.0, **SIZE))
+    euler = bare_diffusers_image(clone_pipeline("sd1"), "EulerDiscreteScheduler", seed=9, steps=3, cfg=5.0)
+    assert np.array_equal(pixels(got), euler)
+    assert not np.array_equal(pixels(got), default)
+    assert "Sampler: counting_euler" in got.infotext
+
+
+def test_sampler_the_family_cannot_use_is_a_clear_error() -> None:
+    m = tiny_model("sd3")
+    with pytest.raises(SamplerError) as err:
+        hub.pipeline(m.diffusers_dir, family="sd3", sampler="euler_a")
+    assert "samplers for sd3:" in str(err.value) and "euler" in str(err.value).split("samplers for sd3:")[1]
+    runtime = hub.pipeline(m.diffusers_dir, family="sd3")
+    with pytest.raises(SamplerError, match="cannot run a sd3 model"):
+        runtime.generate("x", sampler="dpmpp_2m_karras", steps=1, **SIZE)
+
+
+# -- infotext and outputs ---------------------------------------------------------------------------------------
+
+
+def _autov3(path: Path) -> str:
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return hashlib.sha256(data[8 + n:]).hexdigest()
+
+
+def test_png_carries_a1111_infotext_with_model_and_lora_hashes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    m = tiny_model("sd1")
+    lora = write_kohya_lora(tmp_path / "fox_style.safetensors", "sd1", random_lora("sd1"))
+    runtime = hub.pipeline(m.single_file, family="sd1", config_dir=m.config_dir, sampler="dpmpp_2m_karras", loras=[f"{lora}:0.6"])
+    gen = runtime.generate("a red fox, forest", negative_prompt="blurry", steps=2, cfg=6.5, seed=1234, **SIZE)
+    out = gen.save(tmp_path / "out" / "fox.png")
+    text = Image.open(out).text["parameters"]
+    lines = text.split("\n")
+    assert lines[0] == "a red fox, forest"
+    assert lines[1] == "Negative prompt: blurry"
+    params = lines[2]
+    model_hash = hashlib.sha256(m.single_file.read_bytes()).hexdigest()[:10]
+    for expected in ("Steps: 2", "Sampler: DPM++ 2M Karras", "CFG scale: 6.5", "Seed: 1234", "Size: 64x64",
+                     f"Model hash: {model_hash}", f'Lora hashes: "fox_style: {_autov3(lora)[:12]}"'):
+        assert expected in params, expected
+    assert not list(out.parent.glob("*.part")), "temporary file left behind"
+
+
+def test_batch_uses_consecutive_seeds_and_progress_is_reported_per_step() -> None:
+    m = tiny_model("sd1")
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", sampler="euler")
+    seen: list[tuple[int, int]] = []
+    gen = runtime.generate("a red fox", steps=3, seed=40, num_images=2, on_step=lambda s, t: seen.append((s, t)), **SIZE)
+    assert gen.seeds == [40, 41] and len(gen.images) == 2
+    assert "Seed: 41" in gen.infotexts[1]
+    assert not np.array_equal(pixels(gen, 0), pixels(gen, 1))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    drawn = runtime.generate("a red fox", steps=1, **SIZE)
+    assert 0 <= drawn.seed < 2**32 and f"Seed: {drawn.seed}" in drawn.infotext
+
+
+# -- configs, families, devices -----------------------------------------------------------------------------------
+
+
+def test_single_file_without_configs_offline_says_what_to_do() -> None:
+    m = tiny_model("sd1")
+    with pytest.raises(PipelineError, match="not cached.*--config-dir"):
+        hub.pipeline(m.single_file, family="sd1", offline=True)
+
+
+def test_config_dir_may_hold_one_folder_per_family(tmp_path: Path) -> None:
+    m = tiny_model("sdxl")
+    shutil.copytree(m.config_dir, tmp_path / "configs" / "sdxl")
+    runtime = hub.pipeline(m.single_file, family="sdxl", config_dir=tmp_path / "configs")
+    assert pixels(runtime.generate("a red fox", steps=1, seed=1, **SIZE)).shape == (64, 64, 3)
+    with pytest.raises(PipelineError, match="has no diffusers config for sd1"):
+        hub.pipeline(tiny_model("sd1").single_file, family="sd1", config_dir=tmp_path / "configs")
+
+
+def test_pipeline_follows_the_family_not_the_file_name(tmp_path: Path) -> None:
+    misleading = tmp_path / "sdxl_base_1.0_sd3_medium.safetensors"
+    shutil.copy(tiny_model("sd1").single_file, misleading)
+    runtime = hub.pipeline(misleading, family="sd1", config_dir=tiny_model("sd1").config_dir)
+    assert runtime.pipeline.name == "stable-diffusion"
+    assert type(runtime.runner.pipe).__name__ == "StableDiffusionPipeline"
+
+
+def test_unplaceable_model_needs_family(tmp_path: Path) -> None:
+    m = tiny_model("sd1")
+    try:
+        from hub.identify import identify_path
+
+        family = identify_path(m.single_file).family
+    except ImportError:
+        family = None
+    if family in ("sd1", "sd2", "sdxl", "sd3"):
+        # identification places it: no --family needed, and its answer picks the pipeline
+        assert hub.pipeline(m.single_file, config_dir=m.config_dir).family == family
+    else:
+        with pytest.raises(PipelineError, match="pass --family"):
+            hub.pipeline(m.single_file, config_dir=m.config_dir)
+
+
+def test_unknown_family_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="unknown family 'flux2'"):
+        hub.pipeline(tiny_model("sd1").diffusers_dir, family="flux2")
+    with pytest.raises(hub.SdhubError, match="nowhere.safetensors"):
+        hub.pipeline(tmp_path / "nowhere.safetensors", family="sd1")
+
+
+def test_device_and_dtype_selection() -> None:
+    assert pick_device("cpu") == "cpu"
+    assert pick_dtype("cpu") == "fp32"
+    assert pick_dtype("cpu", "bfloat16") == "bf16"
+    assert pick_dtype("mps") == "fp16"
+    with pytest.raises(PipelineError, match="fp16 is not supported on the CPU"):
+        pick_dtype("cpu", "fp16")
+    with pytest.raises(PipelineError, match="unknown dtype"):
+        pick_dtype("cpu", "int3")
+    if not torch.cuda.is_available():
+        with pytest.raises(PipelineError, match="CUDA is not available"):
+            pick_device("cuda")
+        assert pick_device(None) in ("cpu", "mps")
+
+
+def test_bf16_weights_vae_tiling_and_compile_are_applied() -> None:
+    m = tiny_model("sd1")
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", device="cpu", dtype="bf16", vae_tiling=True, compile=True)
+    pipe = runtime.runner.pipe
+    assert runtime.dtype == "bf16" and pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.use_tiling
+    assert type(pipe.unet).__name__ == "OptimizedModule"  # torch.compile wraps lazily; compiling runs on first call
+
+
+def test_cpu_offload_without_accelerate_names_the_package() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is not None:
+        pytest.skip("accelerate is installed here")
+    with pytest.raises(hub.SdhubError, match="pip install accelerate"):
+        hub.pipeline(tiny_model("sd1").diffusers_dir, family="sd1", cpu_offload=True)
