@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ def make_ctx(connections: int = 1, **env: str) -> SourceContext:
     merged = dict(os.environ)
     merged.update(env)
     settings = load_settings(merged)
-    return SourceContext.create(settings, retry=FAST_RETRY, connections=connections, timeout=(2.0, 5.0))
+    return SourceContext.create(settings, retry=dataclasses.replace(FAST_RETRY), connections=connections, timeout=(2.0, 5.0))
 
 
 def sdxl_lora_bytes(tmp: Path, seed: int = 1, name: str = "lora.safetensors") -> bytes:
