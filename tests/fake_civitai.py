@@ -14,6 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -306,7 +307,8 @@ class FakeCivitai:
             file = self._select(v, req)
             if file is None:
                 return json_reply({"error": "File not found"}, 404)
-            return Reply(307, {"Location": f"{self.storage.url}/files/{file.id}/{file.name}?X-Amz-Signature=deadbeef",
+            return Reply(307, {"Location": f"{self.storage.url}/files/{file.id}/{quote(file.name, safe='')}"
+                                           "?X-Amz-Signature=deadbeef",
                                "Cache-Control": "no-store, max-age=0"})
 
         @self.storage.route("GET", r"/files/(\d+)/.*")

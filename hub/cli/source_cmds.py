@@ -1,5 +1,172 @@
-"""Commands for this area; filled by the module owner."""
+"""``sdhub search``, ``sdhub install`` and ``sdhub lookup``: thin wrappers over :mod:`hub.install`."""
 
 from __future__ import annotations
 
-from .base import cli  # noqa: F401
+import sys
+from typing import Any
+
+import click
+
+from ..errors import SdhubError
+from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
+
+SOURCE_CHOICES = ("civitai", "liblib", "hf", "all")
+
+
+@cli.command()
+@click.argument("query", required=False, default="")
+@click.option("--source", "sources", multiple=True, default=("all",), show_default=True,
+              help="civitai, liblib, hf or all (repeatable).")
+@click.option("--type", "types", multiple=True, help="checkpoint, lora, embedding, vae, controlnet… (repeatable).")
+@click.option("--base", "bases", multiple=True, help="sd1, sd2, sdxl, sd3, flux, or a source's own name (repeatable).")
+@click.option("--sort", default=None, help="downloads, rating, likes, newest (or the source's own sort name).")
+@click.option("--period", default=None, help="Civitai period: AllTime, Year, Month, Week, Day.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100), help="Results per source.")
+@click.option("--nsfw", is_flag=True, help="Include NSFW results (Civitai).")
+@click.option("--cursor", default=None, help="Continue a previous search (the cursor it printed).")
+@json_option
+def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: tuple[str, ...], sort: str | None,
+           period: str | None, limit: int, nsfw: bool, cursor: str | None, as_json: bool) -> None:
+    """Search Civitai, LiblibAI and Hugging Face; every row has a reference ready for `sdhub install`."""
+    from ..install import search as do_search
+
+    for s in sources:
+        if s.lower() not in SOURCE_CHOICES and s.lower() not in ("huggingface", "liblibai"):
+            raise click.BadParameter(f"{s!r} is not one of {', '.join(SOURCE_CHOICES)}", param_hint="--source")
+    report = do_search(get_hub(), query, sources=list(sources), types=types, base=bases, sort=sort, period=period,
+                       limit=limit, nsfw=nsfw, cursor=cursor)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    rows = []
+    for r in report.results:
+        notes = []
+        if r.early_access_until:
+            notes.append(f"early access until {r.early_access_until[:10]}")
+        if r.paid:
+            notes.append("paid")
+        if not r.downloadable:
+            notes.append("no download")
+        if r.nsfw:
+            notes.append("nsfw")
+        rows.append([r.source, _clip(r.name, 40), _clip(r.version or "", 16), r.kind or "",
+                     r.base_model or r.claimed_family or "", human_size(r.size), r.downloads if r.downloads is not None
+                     else "", ", ".join(notes), r.ref])
+    print_table(rows, ["SOURCE", "NAME", "VERSION", "KIND", "BASE", "SIZE", "DOWNLOADS", "NOTE", "REF"],
+                empty="(no results)")
+    for name, error in report.errors.items():
+        click.echo(f"Warning: {name} search failed: {error}", err=True)
+    for name, nxt in report.next_cursors.items():
+        click.echo(f"more from {name}: sdhub search {query!r} --source {name} --cursor {nxt}", err=True)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@cli.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True, help="Show what would be fetched, from where and how big; download nothing.")
+@click.option("--connections", type=click.IntRange(1, 32), default=None,
+              help="Parallel ranged connections for large files (default: download.connections setting).")
+@click.option("--force", is_flag=True, help="Ask the source again even if the catalogue already has this reference.")
+@json_option
+@quiet_option
+def install(refs: tuple[str, ...], dry_run: bool, connections: int | None, force: bool, as_json: bool,
+            quiet: bool) -> None:
+    """Install models: civitai:ID[@VERSION], AIRs, hf:ORG/REPO/FILE, liblib:UUID, sha256:HEX, or pasted URLs.
+
+    Files are verified against the source's hashes, identified, and put in the store as
+    <kind>/<family>/<filename>; the same file is never downloaded twice.
+    """
+    from ..download import TqdmProgress
+    from ..install import InstallResult, install as do_install
+
+    hub = get_hub()
+    show_progress = progress_enabled(as_json, quiet)
+    results: list[InstallResult] = []
+    failures: list[SdhubError] = []
+    for ref in refs:
+        try:
+            result = do_install(
+                hub, ref, dry_run=dry_run, force=force, connections=connections,
+                progress=TqdmProgress() if show_progress else None,
+                on_wait=None if (as_json or quiet) else (lambda msg: click.echo(msg, err=True)),
+            )
+        except SdhubError as exc:
+            if len(refs) == 1 and not as_json:
+                raise
+            failures.append(exc)
+            results.append(InstallResult(ref=ref, status="failed", error=str(exc), error_type=type(exc).__name__))
+            if not as_json:
+                click.echo(f"Error: {exc}", err=True)
+            continue
+        results.append(result)
+        if not as_json:
+            _print_result(result, quiet)
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+    if failures:
+        sys.exit(1)
+
+
+def _print_result(result: Any, quiet: bool) -> None:
+    for warning in result.warnings:
+        if not quiet or warning.startswith("family mismatch"):
+            click.echo(f"Warning: {warning}", err=True)
+    if result.status == "planned":
+        plan = result.plan
+        click.echo(f"would install {plan.ref}")
+        for key, value in (("file", plan.filename), ("size", human_size(plan.size) or "unknown"),
+                           ("from", plan.to_dict()["url"]), ("endpoint", plan.endpoint),
+                           ("sha256", plan.sha256 or "(not published)"),
+                           ("model", f"{plan.source_info.model_name} / {plan.source_info.version_name}"),
+                           ("claims", f"{plan.claimed_kind or '?'} for {plan.source_info.base_model or plan.claimed_family or '?'}"),
+                           ("token", "sent to the source host only" if plan.auth_headers else "none")):
+            click.echo(f"  {key:9} {value}")
+        return
+    if quiet:
+        return
+    if result.status == "already-installed":
+        click.echo(f"already installed: {result.path}")
+        return
+    rec = result.record
+    details = [human_size(rec.size) if rec else "", f"from {result.served_by}" if result.served_by else ""]
+    if result.resumed_from:
+        details.append(f"resumed at {human_size(result.resumed_from)}")
+    if result.connections > 1:
+        details.append(f"{result.connections} connections")
+    details.append(f"{result.seconds:.1f} s")
+    click.echo(f"installed {result.path} ({', '.join(d for d in details if d)})")
+    if rec is not None:
+        click.echo(f"  {rec.kind or 'unknown'} / {rec.family or 'unknown'}, sha256 {rec.sha256}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
+@click.option("--source", "sources", multiple=True, help="Only ask these sources (civitai, liblib).")
+@json_option
+def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> None:
+    """Find local files at Civitai / LiblibAI by SHA-256 and attach what they know to the catalogue."""
+    from ..install import lookup as do_lookup
+
+    results = do_lookup(get_hub(), list(paths), sources=list(sources) or None)
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+        return
+    rows = []
+    for r in results:
+        if r.error and not r.found:
+            rows.append([r.path, "", f"error: {r.error}"])
+            continue
+        if not r.found:
+            rows.append([r.path, "", "not found at any source"])
+        for info in r.found:
+            what = f"{info.model_name or '?'} / {info.version_name or '?'} ({info.base_model or '?'})"
+            ref = f"{info.source}:{info.model_id}" + (f"@{info.version_id}" if info.version_id else "")
+            rows.append([r.path, ref, what])
+        if r.family_mismatch:
+            click.echo(f"Warning: {r.path}: family mismatch: {r.family_mismatch}", err=True)
+    print_table(rows, ["PATH", "SOURCE", "MODEL"])
+    if any(r.error for r in results) and not any(r.found for r in results):
+        sys.exit(1)

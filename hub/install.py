@@ -1,0 +1,614 @@
+"""Resolve and install: reference → source → plan → download → verify → catalogue.
+
+The rules every source gets, whatever its API:
+- a reference already in the catalogue (by source ids or hash) answers with no network call;
+- the same SHA-256 already in the store is never downloaded again (checked before and after);
+- two processes installing the same file: a lock makes the second wait, then reuse the first's work;
+- the download lands in ``<store>/.incoming/<name>.part`` and is verified against every hash the
+  source published; a mismatch moves it to ``<store>/.quarantine/`` and leaves the catalogue untouched;
+- a verified file is fingerprinted and identified, put at ``<store>/<layout>`` and registered in
+  one transaction by :meth:`hub.api.Hub.register_file`, which also flags a family the source
+  claims but the header contradicts.
+
+``Hub.resolve/install/search/lookup`` delegate to the functions here (first argument: the Hub).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import refs as refs_mod
+from .catalogue.records import FileRecord, SourceInfo
+from .download import Progress, file_lock, sanitize_filename
+from .errors import (
+    BadReferenceError,
+    DownloadError,
+    HashMismatchError,
+    RemoteNotFoundError,
+    SdhubError,
+    SourceError,
+)
+from .refs import Ref
+from .sources import (
+    DownloadPlan,
+    FetchedFile,
+    SearchQuery,
+    SearchResult,
+    Source,
+    SourceContext,
+    get_sources,
+    source_for,
+    url_hosts,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Hub
+
+INCOMING_DIR = ".incoming"
+QUARANTINE_DIR = ".quarantine"
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResolvedModel:
+    """A verified local file and its catalogue record (``path``/``record`` are None for a plan only)."""
+
+    path: Path | None
+    record: FileRecord | None
+    plan: DownloadPlan | None = None
+    installed_now: bool = False
+
+    def __fspath__(self) -> str:
+        if self.path is None:
+            raise FileNotFoundError("not downloaded (resolve(..., download=False) returns only the plan)")
+        return str(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path) if self.path else None,
+            "installed_now": self.installed_now,
+            "record": self.record.to_dict() if self.record else None,
+            "plan": self.plan.to_dict() if self.plan else None,
+        }
+
+
+@dataclass
+class InstallResult:
+    """What ``sdhub install --json`` prints per reference."""
+
+    ref: str
+    status: str  # installed | already-installed | planned | failed
+    record: FileRecord | None = None
+    path: str | None = None
+    plan: DownloadPlan | None = None
+    served_by: str | None = None
+    resumed_from: int = 0
+    connections: int = 1
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    family_mismatch: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "status": self.status,
+            "path": self.path,
+            "served_by": self.served_by,
+            "resumed_from": self.resumed_from,
+            "connections": self.connections,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+            "family_mismatch": self.family_mismatch,
+            "error": self.error,
+            "error_type": self.error_type,
+            "plan": self.plan.to_dict() if self.plan else None,
+            "record": self.record.to_dict() if self.record else None,
+        }
+
+
+@dataclass
+class SearchReport:
+    results: list[SearchResult]
+    errors: dict[str, str] = field(default_factory=dict)
+    next_cursors: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": [r.to_dict() for r in self.results], "errors": self.errors,
+                "next_cursors": self.next_cursors}
+
+
+@dataclass
+class LookupResult:
+    path: str
+    sha256: str | None
+    record_id: int | None = None
+    found: list[SourceInfo] = field(default_factory=list)
+    family_mismatch: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "record_id": self.record_id,
+            "found": [
+                {"source": s.source, "model_id": s.model_id, "version_id": s.version_id, "model_name": s.model_name,
+                 "version_name": s.version_name, "base_model": s.base_model, "page_url": s.page_url,
+                 "trained_words": s.trained_words}
+                for s in self.found
+            ],
+            "family_mismatch": self.family_mismatch,
+            "error": self.error,
+        }
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def build_context(
+    hub: Hub,
+    *,
+    progress: Progress | None = None,
+    connections: int | None = None,
+    ctx: SourceContext | None = None,
+) -> SourceContext:
+    if ctx is not None:
+        if progress is not None:
+            ctx.progress = progress
+        return ctx
+    return SourceContext.create(hub.settings, progress=progress, connections=connections)
+
+
+def parse_ref(hub: Hub, ref: str | Ref) -> Ref:
+    """Parse with the configured endpoints' hosts recognised as their sources' URLs."""
+    if isinstance(ref, Ref):
+        return ref
+    try:
+        hosts = url_hosts(hub.settings)
+    except SdhubError:
+        hosts = {}
+    return refs_mod.parse(ref, hosts=hosts)
+
+
+def _on_disk(records: Iterable[FileRecord]) -> list[FileRecord]:
+    return [r for r in records if r.path and Path(r.path).exists()]
+
+
+def _local(hub: Hub, ref: Ref) -> list[FileRecord]:
+    """Catalogue records for ``ref``, from the database only (no network)."""
+    cat = hub.catalogue
+    if ref.scheme == "hash":
+        return _on_disk(hub.find_by_hash(ref.hash_value or ""))
+    if ref.scheme == "hf":
+        commit = ref.version_id if ref.version_id and len(ref.version_id) == 40 else None
+        records = cat.by_source("hf", ref.model_id, commit, ref.file)
+        if ref.version_id and not commit:
+            # A branch or tag: only what was installed from that revision name.
+            records = [r for r in records
+                       if any(s.source == "hf" and s.extra.get("revision") == ref.version_id for s in r.sources)]
+        return _on_disk(records)
+    return _on_disk(cat.by_source(ref.scheme, ref.model_id, ref.version_id, ref.file))
+
+
+def find_local(hub: Hub, ref: str) -> list[FileRecord] | None:
+    """Catalogued files a source reference names (None when ``ref`` is not a reference at all)."""
+    try:
+        parsed = parse_ref(hub, ref)
+    except BadReferenceError:
+        return None
+    return _local(hub, parsed)
+
+
+def _ordered_sources(hub: Hub, names: Sequence[str] | None = None) -> list[Source]:
+    sources = get_sources()
+    if names:
+        wanted = [n.lower() for n in names]
+        chosen = [s for s in sources if s.name.lower() in wanted or any(a.lower() in wanted for a in s.aliases)]
+        missing = [n for n in wanted if not any(n == s.name.lower() or n in [a.lower() for a in s.aliases]
+                                               for s in chosen)]
+        if missing:
+            raise SourceError(f"unknown source(s): {', '.join(missing)} (available: "
+                              f"{', '.join(s.name for s in sources) or 'none'})")
+        return chosen
+    preferred = [p.lower() for p in getattr(hub.settings, "preferred_sources", [])]
+    return sorted(sources, key=lambda s: preferred.index(s.name) if s.name in preferred else len(preferred))
+
+
+def plan_for(hub: Hub, ref: Ref, ctx: SourceContext) -> tuple[Source, DownloadPlan]:
+    """Ask the owning source (or, for a hash, each source in preference order) for a download plan."""
+    if ref.scheme != "hash":
+        source = source_for(ref)
+        return source, source.plan(ctx, ref)
+    asked, problems = [], []
+    for source in _ordered_sources(hub):
+        asked.append(source.name)
+        try:
+            plan = source.plan_for_hash(ctx, ref.hash_value or "")
+        except RemoteNotFoundError:
+            plan = None
+        except SourceError as exc:
+            problems.append(f"{source.name}: {exc}")
+            continue
+        if plan is not None:
+            return source, plan
+    detail = f"; errors: {'; '.join(problems)}" if problems else ""
+    raise RemoteNotFoundError(
+        f"{ref.canonical()}: not in the local catalogue and no source knows this hash"
+        f" (asked {', '.join(asked) or 'none'}){detail}"
+    )
+
+
+def store_path(hub: Hub, plan: DownloadPlan, identification: dict[str, Any] | None, filename: str) -> Path:
+    """Where a verified file goes: ``<store>/<layout>``, every placeholder made a safe path component."""
+    settings = hub.settings
+    store = Path(settings.store).expanduser().absolute()
+    ident = identification or {}
+
+    def known(value: Any) -> str | None:
+        return None if value in (None, "", "unknown") else str(value)
+
+    info = plan.source_info
+    values = {
+        "kind": known(ident.get("kind")) or plan.claimed_kind or "unknown",
+        "family": known(ident.get("family")) or plan.claimed_family or "unknown",
+        "filename": filename,
+        "source": plan.source,
+        "base_model": info.base_model or "unknown",
+        "model_name": info.model_name or "unknown",
+        "model_id": info.model_id or "unknown",
+        "version_id": info.version_id or "unknown",
+    }
+    layout = settings.store_layout
+    parts = []
+    for piece in layout.replace("\\", "/").split("/"):
+        if not piece:
+            continue
+        try:
+            rendered = piece.format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SdhubError(f"store layout {layout!r} has an unknown placeholder ({exc});"
+                             f" use {', '.join('{' + k + '}' for k in values)}") from None
+        parts.append(sanitize_filename(rendered, fallback="unknown"))
+    target = store.joinpath(*parts)
+    if store not in target.parents:
+        raise SdhubError(f"store layout {layout!r} leads outside the store {store}")
+    return target
+
+
+def _unique(target: Path, sha256: str) -> Path:
+    """A free name: ``name.<sha8>.ext`` when another file already holds ``name.ext``."""
+    if not target.exists():
+        return target
+    stem, suffix = target.stem, target.suffix
+    return target.with_name(f"{stem}.{sha256[:8]}{suffix}")
+
+
+def _quarantine(hub: Hub, path: Path, plan: DownloadPlan, problems: list[str]) -> Path:
+    qdir = Path(hub.settings.store).expanduser() / QUARANTINE_DIR
+    qdir.mkdir(parents=True, exist_ok=True)
+    name = path.name[:-5] if path.name.endswith(".part") else path.name
+    target = qdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    os.replace(path, target)
+    note = {"ref": plan.ref, "source": plan.source, "url": plan.to_dict()["url"], "problems": problems,
+            "published_hashes": plan.published_hashes}
+    target.with_name(target.name + ".json").write_text(json.dumps(note, indent=2), encoding="utf-8")
+    return target
+
+
+def _verify(fp: Any, plan: DownloadPlan, fetched: FetchedFile) -> list[str]:
+    """Every published hash we can compare against what we computed; an empty list means all agree."""
+    problems = []
+    published = {k.lower(): v.lower() for k, v in plan.published_hashes.items() if v}
+    ours = {
+        "sha256": fp.sha256,
+        "autov2": fp.sha256[:10],
+        "autov3": fp.autov3,
+        "blake3": fp.blake3,
+        "crc32": fp.crc32,
+    }
+    for name, value in published.items():
+        mine = ours.get(name)
+        if mine is None:
+            continue
+        if not mine.lower().startswith(value):
+            problems.append(f"{name} is {mine[:len(value)]} but {plan.source} publishes {value}")
+    expected_git = plan.extra.get("git_sha1")
+    if expected_git and fetched.git_sha1 and fetched.git_sha1 != expected_git:
+        problems.append(f"git blob id is {fetched.git_sha1} but the Hub publishes {expected_git}")
+    if plan.size is not None and plan.extra.get("size_exact") and fp.size != plan.size:
+        problems.append(f"size is {fp.size} bytes but {plan.source} publishes {plan.size}")
+    return problems
+
+
+class _NotIdentified:
+    """Stands in for an Identification when the identification area is not installed at all."""
+
+    def to_dict(self) -> None:
+        return None
+
+
+def _identify(path: Path) -> Any:
+    """The Identification of ``path``; None lets ``register_file`` identify (and record why it failed)."""
+    try:
+        from .identify import identify_path
+    except ImportError:
+        return _NotIdentified()
+    try:
+        return identify_path(path)
+    except (SdhubError, OSError):
+        return None
+
+
+# -- install --------------------------------------------------------------------------------------
+
+
+def install(
+    hub: Hub,
+    ref: str | Ref,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    ctx: SourceContext | None = None,
+    progress: Progress | None = None,
+    connections: int | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> InstallResult:
+    """Install one reference; raises :class:`SdhubError` subclasses with a clear message on failure."""
+    started = time.monotonic()
+    parsed = parse_ref(hub, ref)
+    label = parsed.canonical()
+    if not force:
+        local = _local(hub, parsed)
+        if local:
+            rec = local[-1]
+            return InstallResult(ref=label, status="already-installed", record=rec, path=rec.path,
+                                 family_mismatch=rec.family_mismatch, seconds=time.monotonic() - started)
+    ctx = build_context(hub, progress=progress, connections=connections, ctx=ctx)
+    source, plan = plan_for(hub, parsed, ctx)
+    if dry_run:
+        existing = _on_disk(hub.find_by_hash(plan.sha256)) if plan.sha256 else []
+        result = InstallResult(ref=plan.ref, status="already-installed" if existing else "planned", plan=plan,
+                               warnings=list(plan.warnings), seconds=time.monotonic() - started)
+        if existing:
+            result.record, result.path = existing[0], existing[0].path
+            result.warnings.append(f"the same SHA-256 is already in the store: {existing[0].path}")
+        return result
+    result = install_plan(hub, source, plan, ctx, on_wait=on_wait)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _reuse(hub: Hub, plan: DownloadPlan, records: list[FileRecord], note: str) -> InstallResult:
+    rec = records[0]
+    if not any(s.source == plan.source and str(s.version_id) == str(plan.source_info.version_id)
+               and (s.model_id == plan.source_info.model_id) for s in rec.sources):
+        rec = hub.attach_source(rec, plan.source_info)
+    return InstallResult(ref=plan.ref, status="already-installed", record=rec, path=rec.path, plan=plan,
+                         warnings=list(plan.warnings) + [note], family_mismatch=rec.family_mismatch)
+
+
+def install_plan(
+    hub: Hub,
+    source: Source,
+    plan: DownloadPlan,
+    ctx: SourceContext,
+    *,
+    on_wait: Callable[[str], None] | None = None,
+) -> InstallResult:
+    """Download, verify, identify and register one planned file (the lock-protected part of install)."""
+    store = Path(hub.settings.store).expanduser()
+    incoming = store / INCOMING_DIR
+    if plan.sha256:
+        existing = _on_disk(hub.find_by_hash(plan.sha256))
+        if existing:
+            return _reuse(hub, plan, existing, "same SHA-256 already in the store: not downloaded again")
+    lock_name = hashlib.sha256(plan.key.encode()).hexdigest()[:24] + ".install.lock"
+
+    def waiting() -> None:
+        if on_wait:
+            on_wait(f"another sdhub process is installing {plan.filename}; waiting for it to finish")
+
+    with file_lock(incoming / lock_name, on_wait=waiting):
+        # The process we waited for may have installed exactly this file.
+        if plan.sha256:
+            existing = _on_disk(hub.find_by_hash(plan.sha256))
+            if existing:
+                return _reuse(hub, plan, existing, "installed meanwhile by another sdhub process: reused")
+        ref_for = source.ref_for(plan.source_info)
+        if ref_for is not None:
+            existing = _local(hub, ref_for)
+            if existing:
+                return _reuse(hub, plan, existing, "installed meanwhile by another sdhub process: reused")
+        fetched = source.fetch(ctx, plan, incoming)
+        return _finish(hub, plan, fetched, incoming)
+
+
+def _finish(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, incoming: Path) -> InstallResult:
+    from .fingerprint import fingerprint_file
+
+    part = fetched.part_path
+    if plan.sha256 and fetched.sha256 and fetched.sha256 != plan.sha256:
+        problems = [f"sha256 is {fetched.sha256} but {plan.source} publishes {plan.sha256}"]
+        qpath = _quarantine(hub, part, plan, problems)
+        raise HashMismatchError(_mismatch_message(plan, problems, qpath))
+    # Give the verified bytes their real name (identification looks at the extension too).
+    ready = incoming / fetched.filename
+    if part != ready:
+        os.replace(part, ready)
+    fp = fingerprint_file(ready)
+    problems = _verify(fp, plan, fetched)
+    if problems:
+        qpath = _quarantine(hub, ready, plan, problems)
+        raise HashMismatchError(_mismatch_message(plan, problems, qpath))
+    existing = _on_disk(hub.find_by_hash(fp.sha256))
+    if existing:
+        ready.unlink()
+        return _reuse(hub, plan, existing, "same SHA-256 already in the store: the new copy was discarded")
+    ident = _identify(ready)
+    ident_dict = ident.to_dict() if ident is not None else None
+    target = _unique(store_path(hub, plan, ident_dict, fetched.filename), fp.sha256)
+    record = hub.register_file(target, source=plan.source_info, move_from=ready, fingerprints=fp,
+                               identification=ident)
+    warnings = list(plan.warnings)
+    if record.family_mismatch:
+        warnings.append(f"family mismatch: {record.family_mismatch}")
+    return InstallResult(
+        ref=plan.ref,
+        status="installed",
+        record=record,
+        path=record.path,
+        plan=plan,
+        served_by=fetched.served_by,
+        resumed_from=fetched.resumed_from,
+        connections=fetched.connections,
+        warnings=warnings,
+        family_mismatch=record.family_mismatch,
+    )
+
+
+def _mismatch_message(plan: DownloadPlan, problems: list[str], qpath: Path) -> str:
+    return (
+        f"{plan.ref} ({plan.filename}): the downloaded file does not match what {plan.source} publishes"
+        f" ({'; '.join(problems)}). Nothing was registered; the file was quarantined at {qpath}"
+    )
+
+
+def install_many(hub: Hub, refs: Sequence[str], **kwargs: Any) -> list[InstallResult]:
+    """Install several references; one failure does not stop the others (it is reported in its result)."""
+    results = []
+    for ref in refs:
+        try:
+            results.append(install(hub, ref, **kwargs))
+        except SdhubError as exc:
+            results.append(InstallResult(ref=ref, status="failed", error=str(exc), error_type=type(exc).__name__))
+    return results
+
+
+# -- resolve --------------------------------------------------------------------------------------
+
+
+def resolve(
+    hub: Hub,
+    ref: str | Ref,
+    *,
+    download: bool = True,
+    ctx: SourceContext | None = None,
+    progress: Progress | None = None,
+    connections: int | None = None,
+) -> ResolvedModel:
+    """A verified local file for ``ref``; no network at all when the catalogue already has it."""
+    parsed = parse_ref(hub, ref)
+    local = _local(hub, parsed)
+    if local:
+        return ResolvedModel(path=Path(local[-1].path), record=local[-1])
+    ctx = build_context(hub, progress=progress, connections=connections, ctx=ctx)
+    if not download:
+        _source, plan = plan_for(hub, parsed, ctx)
+        return ResolvedModel(path=None, record=None, plan=plan)
+    result = install(hub, parsed, ctx=ctx)
+    if result.record is None or result.path is None:  # pragma: no cover - install raises instead
+        raise DownloadError(f"{parsed.canonical()}: installed but not found in the catalogue")
+    return ResolvedModel(path=Path(result.path), record=result.record, plan=result.plan,
+                         installed_now=result.status == "installed")
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+
+def search(
+    hub: Hub,
+    query: str,
+    *,
+    sources: Sequence[str] | None = None,
+    types: Sequence[str] = (),
+    base: Sequence[str] = (),
+    sort: str | None = None,
+    period: str | None = None,
+    limit: int = 20,
+    nsfw: bool = False,
+    cursor: str | None = None,
+    ctx: SourceContext | None = None,
+) -> SearchReport:
+    """One search across sources; a source that fails is reported, the others still answer."""
+    ctx = build_context(hub, ctx=ctx)
+    chosen = _ordered_sources(hub, [s for s in sources or [] if s.lower() != "all"] or None)
+    q = SearchQuery(text=query, types=list(types), base=list(base), sort=sort, period=period, nsfw=nsfw,
+                    limit=limit, cursor=cursor)
+    report = SearchReport(results=[])
+    for source in chosen:
+        try:
+            page = source.search(ctx, q)
+        except SdhubError as exc:
+            report.errors[source.name] = str(exc)
+            continue
+        report.results.extend(page.results)
+        if page.next_cursor:
+            report.next_cursors[source.name] = page.next_cursor
+    return report
+
+
+# -- lookup ---------------------------------------------------------------------------------------
+
+
+def lookup(
+    hub: Hub,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    sources: Sequence[str] | None = None,
+    ctx: SourceContext | None = None,
+) -> list[LookupResult]:
+    """Attach what sources know about local files, found by SHA-256 (batched: ≤100 per Civitai call)."""
+    ctx = build_context(hub, ctx=ctx)
+    results: list[LookupResult] = []
+    by_sha: dict[str, list[tuple[LookupResult, FileRecord]]] = {}
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            results.append(LookupResult(str(path), None, error="no such file"))
+            continue
+        path = path.resolve()
+        try:
+            record = hub.catalogue.by_path(str(path)) or hub.register_file(path, identification=_identify(path))
+        except SdhubError as exc:
+            results.append(LookupResult(str(path), None, error=str(exc)))
+            continue
+        res = LookupResult(str(path), record.sha256, record.id)
+        results.append(res)
+        if record.sha256:
+            by_sha.setdefault(record.sha256, []).append((res, record))
+    pending = list(by_sha)
+    for source in _ordered_sources(hub, sources):
+        if not pending:
+            break
+        try:
+            found = source.lookup_hashes(ctx, pending)
+        except SdhubError as exc:
+            for sha in pending:
+                for res, _rec in by_sha[sha]:
+                    res.error = f"{source.name}: {exc}"
+            continue
+        for sha, info in found.items():
+            for res, rec in by_sha.get(sha, []):
+                updated = hub.attach_source(rec, info)
+                res.found.append(info)
+                res.family_mismatch = updated.family_mismatch
+        pending = [s for s in pending if s not in found]
+    return results
+
+
+lookup_files = lookup

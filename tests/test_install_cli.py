@@ -1,0 +1,321 @@
+"""Install/resolve/lookup orchestration and the CLI, end to end against the fake sources and a real Hub."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from hub.api import Hub
+from hub.download import CallbackProgress
+from hub.errors import AccessDeniedError, AuthRequiredError, HashMismatchError, RemoteNotFoundError
+from hub.install import install, lookup, resolve, search
+from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
+from tests.fake_hf import HFRepo, fake_hub  # noqa: F401
+from tests.fake_liblib import LModel, LVersion, fake_liblib  # noqa: F401
+from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes
+
+LIB_M, LIB_V = "a" * 32, "b" * 32
+
+
+@pytest.fixture
+def world(fake_civitai, fake_liblib, fake_hub, tmp_path, monkeypatch):
+    """Three fake sources with overlapping content, and the environment pointing sdhub at them."""
+    lora = sdxl_lora_bytes(tmp_path, seed=11)
+    other = sdxl_lora_bytes(tmp_path, seed=12)
+    fake_civitai.add(CModel(1001, "Pixel Art XL", "LORA", versions=[
+        CVersion(2002, "v1.1", "SDXL 1.0", trained_words=["pixel art"],
+                 files=[CFile(3003, "pixel-art-xl.safetensors", lora)]),
+    ]))
+    fake_civitai.add(CModel(1007, "Mislabelled", "LORA", versions=[
+        CVersion(2070, "v1", "SD 1.5", files=[CFile(3070, "mislabelled.safetensors", other)]),
+    ]))
+    fake_civitai.add(CModel(1008, "Corrupt", "LORA", versions=[
+        CVersion(2080, "v1", "SDXL 1.0", files=[CFile(3080, "corrupt.safetensors", b"corrupt" * 500,
+                                                       published_sha256="ab" * 32)]),
+    ]))
+    fake_civitai.add(CModel(1009, "Sneaky", "LORA", versions=[
+        CVersion(2090, "v1", "SDXL 1.0", files=[CFile(3090, "../../sneaky.safetensors", b"sneaky" * 300)]),
+    ]))
+    fake_civitai.add(CModel(1010, "Gated", "Checkpoint", versions=[
+        CVersion(2100, "v1", "SD 1.5", require_auth=True, files=[CFile(3100, "gated.safetensors", b"g" * 100)]),
+    ]))
+    fake_civitai.add(CModel(1011, "Big", "LORA", versions=[
+        CVersion(2110, "v1", "SDXL 1.0", files=[CFile(3110, "big.safetensors", bytes(range(256)) * 8000)]),
+    ]))
+    fake_liblib.add(LModel(LIB_M, "Ink", 5, versions=[LVersion(LIB_V, "v1", sdxl_lora_bytes(tmp_path, 13),
+                                                                 filename="ink.safetensors")]))
+    fake_hub.app.add(HFRepo("acme/pixel", {"pixel-art-xl.safetensors": lora, "solo.safetensors": other},
+                            commit="d" * 40, tags=["lora", "stable-diffusion-xl"]))
+    env = env_for(civitai=fake_civitai, liblib=fake_liblib, hf=fake_hub.endpoints)
+    env.update({"SDHUB_RETRY_MAX_WAIT": "0.02", "SDHUB_RETRY_ATTEMPTS": "3"})
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return {"civitai": fake_civitai, "liblib": fake_liblib, "hf": fake_hub, "lora": lora, "other": other}
+
+
+@pytest.fixture
+def hub(world):
+    h = Hub()
+    yield h
+    h.close()
+
+
+def store(h: Hub) -> Path:
+    return Path(h.settings.store)
+
+
+def test_install_civitai_verifies_places_and_registers(hub, world):
+    result = install(hub, "civitai:1001")
+    assert result.status == "installed"
+    rec = result.record
+    assert Path(rec.path) == store(hub) / "lora" / "sdxl" / "pixel-art-xl.safetensors"
+    assert Path(rec.path).read_bytes() == world["lora"]
+    assert rec.sha256 == hashlib.sha256(world["lora"]).hexdigest()
+    [src] = rec.sources
+    assert (src.source, src.model_id, src.version_id, src.trained_words) == ("civitai", "1001", "2002", ["pixel art"])
+    assert src.published_hashes["sha256"] == rec.sha256
+    assert result.served_by == f"127.0.0.1:{world['civitai'].storage.port}"
+    assert not list((store(hub) / ".incoming").glob("*.part"))
+
+
+def test_installed_reference_resolves_with_no_network(hub, world):
+    install(hub, "civitai:1001@2002")
+    world["civitai"].stop()  # nothing answers any more
+    for ref in ("civitai:1001@2002", "civitai:1001", "urn:air:sdxl:lora:civitai:1001@2002",
+                "https://civitai.com/models/1001?modelVersionId=2002", f"sha256:{hashlib.sha256(world['lora']).hexdigest()}",
+                hashlib.sha256(world["lora"]).hexdigest()[:10]):
+        model = resolve(hub, ref)
+        assert model.path == store(hub) / "lora" / "sdxl" / "pixel-art-xl.safetensors", ref
+        assert model.installed_now is False
+    assert install(hub, "civitai:1001@2002").status == "already-installed"
+    world["civitai"].api.log.clear()
+
+
+def test_resolve_installs_on_a_miss_and_hub_methods_delegate(hub, world):
+    model = hub.resolve("civitai:@2002")
+    assert model.installed_now and Path(model).exists()
+    assert hub.resolve("civitai:@2002").installed_now is False
+
+
+def test_same_sha256_from_another_source_is_never_downloaded_twice(hub, world):
+    first = install(hub, "civitai:1001")
+    cdn_before = len(world["hf"].primary.cdn.requests())
+    second = install(hub, "hf:acme/pixel/pixel-art-xl.safetensors")
+    assert second.status == "already-installed" and second.path == first.path
+    assert len(world["hf"].primary.cdn.requests()) == cdn_before  # no file GET at all
+    assert sorted(s.source for s in second.record.sources) == ["civitai", "hf"]
+    assert len(hub.list()) == 1
+
+
+def test_hash_mismatch_is_quarantined_and_catalogue_untouched(hub, world):
+    with pytest.raises(HashMismatchError, match="quarantined at .*corrupt.safetensors"):
+        install(hub, "civitai:1008")
+    assert hub.list() == []
+    quarantined = list((store(hub) / ".quarantine").glob("*corrupt.safetensors"))
+    assert len(quarantined) == 1 and quarantined[0].read_bytes() == b"corrupt" * 500
+    note = json.loads(quarantined[0].with_name(quarantined[0].name + ".json").read_text())
+    assert note["ref"].startswith("civitai:1008") and "sha256" in note["problems"][0]
+    assert not list(store(hub).rglob("lora/*/corrupt.safetensors"))
+
+
+def test_malicious_file_name_stays_in_the_store(hub, world):
+    result = install(hub, "civitai:1009")
+    assert Path(result.path).name == "sneaky.safetensors"
+    assert store(hub) in Path(result.path).parents
+    assert not (store(hub).parent / "sneaky.safetensors").exists()
+
+
+def test_family_claimed_by_source_is_recorded(hub, world):
+    result = install(hub, "civitai:1007")
+    src = result.record.sources[0]
+    assert src.claimed_family == "sd1" and src.base_model == "SD 1.5"
+
+
+def test_family_mismatch_is_flagged(hub, world):
+    pytest.importorskip("hub.identify", reason="identification area not merged yet")
+    from hub import identify as ident_mod
+
+    if not hasattr(ident_mod, "identify_path"):
+        pytest.skip("hub.identify.identify_path not available yet")
+    result = install(hub, "civitai:1007")  # an SDXL LoRA that Civitai lists as SD 1.5
+    assert result.record.family == "sdxl"
+    assert result.family_mismatch and "SD 1.5" in result.family_mismatch
+    assert any(w.startswith("family mismatch") for w in result.warnings)
+
+
+def test_dry_run_downloads_nothing_and_shows_no_token(hub, world, monkeypatch):
+    monkeypatch.setenv("CIVITAI_API_TOKEN", "good-token")
+    h = Hub()
+    result = install(h, "civitai:1010", dry_run=True)
+    h.close()
+    assert result.status == "planned"
+    d = result.to_dict()
+    assert d["plan"]["size"] == 100 and d["plan"]["filename"] == "gated.safetensors" and d["plan"]["sends_token"]
+    assert "good-token" not in json.dumps(d)
+    assert world["civitai"].storage.requests() == []
+    assert not world["civitai"].api.requests("/api/download")
+
+
+def test_auth_errors_reach_the_user(hub, world):
+    with pytest.raises(AuthRequiredError, match="CIVITAI_API_TOKEN"):
+        install(hub, "civitai:1010")
+    assert hub.list() == []
+
+
+def test_two_installs_of_the_same_file_download_once(world, tmp_path):
+    served = world["civitai"].served[3110]
+    served.throttle_bps = 4_000_000  # ~0.5 s, so the second really has to wait
+    with Hub() as h:
+        h.catalogue.count()  # create the database first: this test is about the download lock
+    results, errors = [], []
+
+    def run() -> None:
+        h = Hub()
+        try:
+            results.append(install(h, "civitai:1011"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            h.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors
+    assert sorted(r.status for r in results) == ["already-installed", "installed"]
+    assert len({r.path for r in results}) == 1
+    assert len(world["civitai"].storage.requests("/files/3110")) == 1
+
+
+def test_ctrl_c_leaves_resumable_part_and_nothing_registered(hub, world):
+    data = world["civitai"].served[3110].data
+
+    def interrupt(done: int, total: int | None) -> None:
+        if done > 600_000:
+            raise KeyboardInterrupt
+
+    ctx = make_ctx()
+    ctx.download_options.chunk_size = 100_000
+    ctx.progress = CallbackProgress(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        install(hub, "civitai:1011", ctx=ctx)
+    assert hub.list() == []
+    part = store(hub) / ".incoming" / "big.safetensors.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(data)
+    result = install(hub, "civitai:1011")
+    assert result.status == "installed" and result.resumed_from == kept
+    assert world["civitai"].storage.requests("/files/3110")[-1].header("Range") == f"bytes={kept}-"
+    assert Path(result.path).read_bytes() == data
+
+
+def test_install_by_hash_asks_sources_when_not_local(hub, world):
+    sha = hashlib.sha256(world["lora"]).hexdigest()
+    result = install(hub, f"sha256:{sha}")
+    assert result.status == "installed" and result.record.sources[0].source == "civitai"
+    autov2 = civitai_hashes(world["other"])["AutoV2"]
+    assert install(hub, autov2).record.sources[0].model_id == "1007"
+    with pytest.raises(RemoteNotFoundError, match="no source knows this hash"):
+        install(hub, "sha256:" + "0" * 64)
+
+
+def test_liblib_install_end_to_end(hub, world):
+    result = install(hub, f"https://www.liblib.art/modelinfo/{LIB_M}?versionUuid={LIB_V}")
+    assert result.status == "installed"
+    assert result.record.sources[0].source == "liblib"
+    assert Path(result.path).parent == store(hub) / "lora" / "sdxl"
+
+
+def test_hf_install_primary_down_says_mirror_served(hub, world):
+    world["hf"].primary.go_down()
+    result = install(hub, "hf:acme/pixel/solo.safetensors")
+    assert result.status == "installed"
+    assert result.served_by.startswith(world["hf"].mirror.url)
+    assert result.record.sources[0].version_id == "d" * 40
+
+
+def test_lookup_attaches_sources_by_hash(hub, world, tmp_path):
+    local = tmp_path / "models"
+    local.mkdir()
+    (local / "mystery.safetensors").write_bytes(world["lora"])
+    (local / "ink-copy.safetensors").write_bytes(world["liblib"].models[LIB_M].versions[0].data)
+    (local / "unknown.safetensors").write_bytes(b"nobody knows" * 10)
+    results = {Path(r.path).name: r for r in lookup(hub, sorted(local.iterdir()))}
+    assert [s.source for s in results["mystery.safetensors"].found] == ["civitai"]
+    assert [s.source for s in results["ink-copy.safetensors"].found] == ["liblib"]
+    assert results["unknown.safetensors"].found == []
+    rec = hub.catalogue.by_path(str((local / "mystery.safetensors").resolve()))
+    assert rec.sources[0].model_id == "1001"
+    assert len(world["civitai"].api.requests("/api/v1/model-versions/by-hash", "POST")) == 1  # one batch
+
+
+def test_search_across_sources_reports_failures_separately(hub, world):
+    world["liblib"].site.stop()
+    report = search(hub, "pixel")
+    assert {r.source for r in report.results} == {"civitai", "hf"}
+    assert "liblib" in report.errors
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_install_json_and_repeat(world, run_cli):
+    res = run_cli("install", "civitai:1001", "--json")
+    assert res.exit_code == 0, res.output
+    [item] = json.loads(res.stdout)
+    assert item["status"] == "installed" and item["record"]["sources"][0]["model_id"] == "1001"
+    again = run_cli("install", "civitai:1001", "-q")
+    assert again.exit_code == 0 and again.stdout == ""
+
+
+def test_cli_bad_reference_is_one_clear_error(world, run_cli):
+    res = run_cli("install", "civitai:abc")
+    assert res.exit_code == 1
+    assert "Civitai model ids are numbers" in res.stderr and "accepted reference forms" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_cli_install_many_continues_after_a_failure(world, run_cli):
+    res = run_cli("install", "civitai:1010", "civitai:1001", "--json")
+    assert res.exit_code == 1
+    items = json.loads(res.stdout)
+    assert [i["status"] for i in items] == ["failed", "installed"]
+    assert items[0]["error_type"] == "AuthRequiredError"
+
+
+def test_cli_early_access_message(world, run_cli):
+    world["civitai"].add(CModel(1020, "EA", "LORA", versions=[
+        CVersion(2200, "v1", "SDXL 1.0", early_access_deadline="2099-03-04T05:06:07.000Z",
+                 files=[CFile(3200, "ea.safetensors", b"e" * 10)])]))
+    res = run_cli("install", "civitai:1020")
+    assert res.exit_code == 1 and "Early Access until 2099-03-04 05:06 UTC" in res.stderr
+
+
+def test_cli_dry_run_table(world, run_cli):
+    res = run_cli("install", "--dry-run", "hf:acme/pixel/solo.safetensors")
+    assert res.exit_code == 0, res.output
+    assert "would install hf:acme/pixel/solo.safetensors" in res.stdout
+    assert world["hf"].primary.url in res.stdout
+
+
+def test_cli_search_and_lookup(world, run_cli, tmp_path):
+    res = run_cli("search", "pixel", "--source", "civitai", "--type", "lora", "--json")
+    data = json.loads(res.stdout)
+    assert [r["ref"] for r in data["results"]] == ["civitai:1001@2002"]
+    table = run_cli("search", "pixel", "--source", "civitai")
+    assert "civitai:1001@2002" in table.stdout and "REF" in table.stdout
+    f = tmp_path / "x.safetensors"
+    f.write_bytes(world["lora"])
+    res = run_cli("lookup", str(f), "--json")
+    assert json.loads(res.stdout)[0]["found"][0]["model_id"] == "1001"
+
+
+def test_cli_unknown_source_is_rejected(world, run_cli):
+    res = run_cli("search", "x", "--source", "nowhere")
+    assert res.exit_code == 2 and "not one of" in res.stderr
