@@ -1,0 +1,119 @@
+"""Every accepted reference form parses to the same Ref; bad ones get a message listing the forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.errors import BadReferenceError
+from hub.refs import Ref, parse
+
+U1, U2 = "0123456789abcdef0123456789ABCDEF", "fedcba9876543210fedcba9876543210"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("civitai:4201", Ref("civitai", model_id="4201")),
+        ("civitai:4201@130072", Ref("civitai", model_id="4201", version_id="130072")),
+        ("  civitai:4201@130072  ", Ref("civitai", model_id="4201", version_id="130072")),
+        ("civitai:4201@130072/model.fp16.safetensors",
+         Ref("civitai", model_id="4201", version_id="130072", file="model.fp16.safetensors")),
+        ("civitai:4201@130072/998877", Ref("civitai", model_id="4201", version_id="130072", file="998877")),
+        ("civitai:@130072", Ref("civitai", version_id="130072")),
+        ("CIVITAI:4201", Ref("civitai", model_id="4201")),
+        ("urn:air:sdxl:lora:civitai:328553@368189",
+         Ref("civitai", model_id="328553", version_id="368189", air_ecosystem="sdxl", air_type="lora")),
+        ("urn:air:sd1:checkpoint:civitai:4201@130072.safetensors",
+         Ref("civitai", model_id="4201", version_id="130072", air_ecosystem="sd1", air_type="checkpoint")),
+        ("https://civitai.com/models/4201/realistic-vision?modelVersionId=130072",
+         Ref("civitai", model_id="4201", version_id="130072")),
+        ("https://civitai.com/models/4201", Ref("civitai", model_id="4201")),
+        ("https://civitai.red/models/4201", Ref("civitai", model_id="4201")),
+        ("https://civitai.com/api/download/models/130072", Ref("civitai", version_id="130072")),
+        ("https://civitai.com/api/download/models/130072?type=VAE&format=SafeTensor",
+         Ref("civitai", version_id="130072", selectors=(("type", "VAE"), ("format", "SafeTensor")))),
+        ("https://civitai.com/api/v1/model-versions/130072", Ref("civitai", version_id="130072")),
+        ("https://civitai.com/model-versions/130072", Ref("civitai", version_id="130072")),
+        ("hf:stabilityai/sdxl-vae/sdxl_vae.safetensors",
+         Ref("hf", model_id="stabilityai/sdxl-vae", file="sdxl_vae.safetensors")),
+        ("hf:stabilityai/sdxl-vae/sdxl_vae.safetensors@refs-pr-1",
+         Ref("hf", model_id="stabilityai/sdxl-vae", file="sdxl_vae.safetensors", version_id="refs-pr-1")),
+        ("hf:org/repo/unet/diffusion_pytorch_model.safetensors",
+         Ref("hf", model_id="org/repo", file="unet/diffusion_pytorch_model.safetensors")),
+        ("hf:org/repo", Ref("hf", model_id="org/repo")),
+        ("huggingface:org/repo@v1.0", Ref("hf", model_id="org/repo", version_id="v1.0")),
+        ("https://huggingface.co/org/repo/blob/main/a%20b.safetensors", Ref("hf", model_id="org/repo", file="a b.safetensors")),
+        ("https://huggingface.co/org/repo/resolve/abc123/sub/x.ckpt?download=true",
+         Ref("hf", model_id="org/repo", file="sub/x.ckpt", version_id="abc123")),
+        ("https://hf-mirror.com/org/repo/resolve/main/x.safetensors", Ref("hf", model_id="org/repo", file="x.safetensors")),
+        ("https://huggingface.co/org/repo", Ref("hf", model_id="org/repo")),
+        ("https://huggingface.co/org/repo/tree/dev", Ref("hf", model_id="org/repo", version_id="dev")),
+        (f"liblib:{U1}", Ref("liblib", model_id=U1)),
+        (f"liblib:{U1}@{U2}", Ref("liblib", model_id=U1, version_id=U2)),
+        (f"https://www.liblib.art/modelinfo/{U1}?versionUuid={U2}", Ref("liblib", model_id=U1, version_id=U2)),
+        (f"https://www.liblibai.com/modelinfo/{U1}", Ref("liblib", model_id=U1)),
+        ("sha256:" + "AB" * 32, Ref("hash", hash_kind="sha256", hash_value="ab" * 32)),
+        ("sha256:abcdef12", Ref("hash", hash_kind="sha256", hash_value="abcdef12")),
+        ("autov2:A5F58EB1C3", Ref("hash", hash_kind="autov2", hash_value="a5f58eb1c3")),
+        ("autov3:22D8CB95B807", Ref("hash", hash_kind="autov3", hash_value="22d8cb95b807")),
+        ("crc32:DAEE95B7", Ref("hash", hash_kind="crc32", hash_value="daee95b7")),
+        ("blake3:" + "c" * 64, Ref("hash", hash_kind="blake3", hash_value="c" * 64)),
+        ("A5F58EB1C3", Ref("hash", hash_value="a5f58eb1c3")),
+        ("4748a7f6", Ref("hash", hash_value="4748a7f6")),
+        ("e" * 64, Ref("hash", hash_value="e" * 64)),
+    ],
+)
+def test_accepted_forms(text, expected):
+    assert parse(text) == expected
+
+
+def test_canonical_forms_round_trip():
+    for text in ("civitai:4201@130072/3", "civitai:@130072", "hf:org/repo/x.safetensors@dev", "liblib:" + U1 + "@" + U2,
+                 "sha256:" + "a" * 64, "autov2:a5f58eb1c3"):
+        assert parse(parse(text).canonical()) == parse(text)
+
+
+def test_configured_hosts_are_recognised():
+    ref = parse("http://127.0.0.1:8123/models/7?modelVersionId=8", hosts={"127.0.0.1:8123": "civitai"})
+    assert ref == Ref("civitai", model_id="7", version_id="8")
+    ref = parse("http://mirror.local:9000/org/repo/blob/main/x.safetensors", hosts={"mirror.local:9000": "hf"})
+    assert ref == Ref("hf", model_id="org/repo", file="x.safetensors")
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("", "it is empty"),
+        ("civitai:", "needs a model id"),
+        ("civitai:abc", "Civitai model ids are numbers"),
+        ("civitai:12@", "nothing after '@'"),
+        ("civitai:12@x1", "version ids are numbers"),
+        ("hf:onlyrepo", "<org>/<repo>"),
+        ("hf:org/repo/../../etc/passwd", "cannot contain '.' or '..'"),
+        ("liblib:short", "32 letters/digits"),
+        (f"liblib:{U1}@nope", "versionUuid"),
+        ("sha256:xyz", "hexadecimal"),
+        ("sha256:abc", "at least 8 hex digits"),
+        ("autov2:" + "a" * 12, "at most 10 hex digits"),
+        ("abcdef123", "8, 10, 12 or 64 hex digits"),
+        ("https://example.com/model.safetensors", "not a known source host"),
+        ("https://civitai.com/images/123", "not a Civitai model page"),
+        ("https://huggingface.co/datasets/org/ds", "datasets and spaces"),
+        ("urn:air:sdxl:lora:tensorart:1@2", "AIR source 'tensorart'"),
+        ("gopher:1", "unknown scheme"),
+        ("C:\\models\\x.safetensors", "looks like a file path"),
+        ("just some words", "no scheme"),
+    ],
+)
+def test_bad_references_explain_and_list_forms(text, why):
+    with pytest.raises(BadReferenceError) as info:
+        parse(text)
+    message = str(info.value)
+    assert why in message
+    assert "accepted reference forms" in message and "civitai:<modelId>" in message and "hf:<org>/<repo>" in message
+
+
+def test_hf_ref_properties():
+    ref = parse("hf:org/repo/x.safetensors@dev")
+    assert (ref.repo_id, ref.path_in_repo, ref.revision) == ("org/repo", "x.safetensors", "dev")
+    assert parse("civitai:1").repo_id is None
