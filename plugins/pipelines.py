@@ -27,7 +27,7 @@ from hub import hookimpl
 from hub.errors import IncompatibleError, PipelineError, RuntimeMissingError, SdhubError
 from hub.pipelines import Defaults, GenerateRequest, LoraToApply, ModelToRun, Pipeline, RunOptions, Runner
 
-CLIP_TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
+CLIP_TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json")
 T5_TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json")
 
 # The files from_single_file needs from each config repository (no weights).
@@ -135,8 +135,18 @@ def ensure_configs(family: str, variant: str | None, options: RunOptions) -> Pat
     return fetch_configs(repo, cached)
 
 
+# Tokenizer files a repository may or may not ship (a tokenizer needs tokenizer.json, or vocab.json +
+# merges.txt, or spiece.model); a 404 on one of them is fine, checked after the fetch.
+OPTIONAL_FILES = {"special_tokens_map.json", "tokenizer.json", "vocab.json", "merges.txt", "spiece.model"}
+
+
 def fetch_configs(repo: str, dest: Path) -> Path:
-    """Download the config files of ``repo`` through the Hugging Face source, then publish ``dest`` atomically."""
+    """Download the config files of ``repo`` through the Hugging Face source, then publish ``dest`` atomically.
+
+    Going through the source (not huggingface_hub directly) means the configured endpoints and
+    mirrors are tried in order, with the same token rules as model downloads.
+    """
+    from hub.errors import RemoteNotFoundError
     from hub.refs import parse
     from hub.sources import SourceContext, get_source
 
@@ -151,17 +161,33 @@ def fetch_configs(repo: str, dest: Path) -> Path:
         for name in CONFIG_REPOS[repo]:
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            plan = source.plan(ctx, parse(f"hf:{repo}/{name}"))
+            try:
+                plan = source.plan(ctx, parse(f"hf:{repo}/{name}"))
+            except RemoteNotFoundError:
+                if name.rsplit("/", 1)[-1] in OPTIONAL_FILES:
+                    continue
+                raise
             fetched = source.fetch(ctx, plan, target.parent)
             os.replace(fetched.part_path, target)
+        _check_tokenizers(staging, repo)
         (staging / ".complete").write_text(repo + "\n", encoding="utf-8")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(staging, dest)
+    except SdhubError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PipelineError(f"cannot fetch the diffusers configs of {repo} ({exc}); pass --config-dir DIR instead") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
+
+
+def _check_tokenizers(folder: Path, repo: str) -> None:
+    for tok in sorted(folder.glob("tokenizer*")):
+        files = {p.name for p in tok.iterdir()}
+        if not ("tokenizer.json" in files or {"vocab.json", "merges.txt"} <= files or "spiece.model" in files):
+            raise PipelineError(f"{repo}: {tok.name}/ has no tokenizer vocabulary (tokenizer.json, vocab.json+merges.txt or spiece.model)")
 
 
 # -- loading ------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import hub  # noqa: E402
 from hub.errors import IncompatibleError, PipelineError, SamplerError  # noqa: E402
 from hub.runtime import pick_device, pick_dtype  # noqa: E402
 from hub.samplers import Sampler  # noqa: E402
+from tests.fake_hf import fake_hub  # noqa: E402,F401
 from tinymodels import (  # noqa: E402
     apply_lora_factors,
     clone_pipeline,
@@ -284,6 +285,26 @@ def test_single_file_without_configs_offline_says_what_to_do() -> None:
     m = tiny_model("sd1")
     with pytest.raises(PipelineError, match="not cached.*--config-dir"):
         hub.pipeline(m.single_file, family="sd1", offline=True)
+
+
+def test_configs_are_fetched_through_the_hf_source_then_work_offline(fake_hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fake_hf import HFRepo
+
+    m = tiny_model("sd1")
+    files = {p.relative_to(m.config_dir).as_posix(): p.read_bytes() for p in m.config_dir.rglob("*") if p.is_file()}
+    fake_hub.app.add(HFRepo("stable-diffusion-v1-5/stable-diffusion-v1-5", files))
+    monkeypatch.setenv("SDHUB_HF_ENDPOINTS", ",".join(fake_hub.endpoints))
+    monkeypatch.setenv("SDHUB_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("SDHUB_RETRY_MAX_WAIT", "0.01")
+    fake_hub.primary.go_down()  # the mirror fallback of the HF source applies to configs too
+    fetched = hub.pipeline(m.single_file, family="sd1", sampler="euler")
+    got = pixels(fetched.generate("a red fox", steps=2, seed=2, **SIZE))
+    assert fake_hub.mirror.api.requests("/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/")
+    expected = hub.pipeline(m.single_file, family="sd1", sampler="euler", config_dir=m.config_dir)
+    assert np.array_equal(got, pixels(expected.generate("a red fox", steps=2, seed=2, **SIZE)))
+    fake_hub.mirror.go_down()  # no endpoint at all now: the cache must do
+    offline = hub.pipeline(m.single_file, family="sd1", sampler="euler", offline=True)
+    assert np.array_equal(got, pixels(offline.generate("a red fox", steps=2, seed=2, **SIZE)))
 
 
 def test_config_dir_may_hold_one_folder_per_family(tmp_path: Path) -> None:
