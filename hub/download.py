@@ -75,6 +75,9 @@ class DownloadOptions:
     lock_timeout: float | None = None
     user_agent: str = USER_AGENT
     state_every_bytes: int = 8 * 1024 * 1024
+    # SHA-256 while streaming (free on real networks). hub.install turns it off because it
+    # fingerprints every file afterwards anyway (all six hashes in one read).
+    hash_while_downloading: bool = True
 
 
 class Progress(Protocol):
@@ -586,7 +589,7 @@ class DownloadResult:
     part_path: Path
     filename: str
     size: int
-    sha256: str
+    sha256: str | None  # None when hash_while_downloading is off
     final_url: str
     served_by: str
     resumed_from: int = 0
@@ -799,6 +802,7 @@ class Downloader:
         progress_started = False
         served_by = ""
         final_url = ctx.url
+        hashing = self.options.hash_while_downloading
         hasher = hashlib.sha256()
         hashed_upto = 0
         try:
@@ -859,7 +863,7 @@ class Downloader:
                     if not progress_started and self.progress:
                         self.progress.start(total, have, name)
                         progress_started = True
-                    if hashed_upto < have:
+                    if hashing and hashed_upto < have:
                         _hash_prefix(part, hasher, have)
                         hashed_upto = have
                     with open(part, "ab") as out:
@@ -869,7 +873,8 @@ class Downloader:
                             if not chunk:
                                 continue
                             out.write(chunk)
-                            hasher.update(chunk)
+                            if hashing:
+                                hasher.update(chunk)
                             have += len(chunk)
                             hashed_upto = have
                             attempt = 0  # progress resets the retry budget
@@ -893,7 +898,7 @@ class Downloader:
         finally:
             if progress_started and self.progress:
                 self.progress.close()
-        if hashed_upto < have:  # resumed a file that was complete already
+        if hashing and hashed_upto < have:  # resumed a file that was complete already
             hasher = hashlib.sha256()
             _hash_prefix(part, hasher, have)
         if not part.exists():
@@ -902,7 +907,7 @@ class Downloader:
             part_path=part,
             filename=name,
             size=have,
-            sha256=hasher.hexdigest(),
+            sha256=hasher.hexdigest() if hashing else None,
             final_url=redact_url(final_url),
             served_by=served_by,
             resumed_from=resumed_from,
@@ -1052,13 +1057,16 @@ class Downloader:
             ) from None
         if self._stop.is_set():
             raise KeyboardInterrupt
-        hasher = hashlib.sha256()
-        _hash_prefix(part, hasher, total)
+        sha256 = None
+        if self.options.hash_while_downloading:
+            hasher = hashlib.sha256()
+            _hash_prefix(part, hasher, total)
+            sha256 = hasher.hexdigest()
         return DownloadResult(
             part_path=part,
             filename=name,
             size=total,
-            sha256=hasher.hexdigest(),
+            sha256=sha256,
             final_url=redact_url(direct_url),
             served_by=served_by,
             resumed_from=resumed_from,

@@ -171,7 +171,9 @@ def build_context(
         if progress is not None:
             ctx.progress = progress
         return ctx
-    return SourceContext.create(hub.settings, progress=progress, connections=connections)
+    ctx = SourceContext.create(hub.settings, progress=progress, connections=connections)
+    ctx.download_options.hash_while_downloading = False  # _finish fingerprints the file anyway
+    return ctx
 
 
 def parse_ref(hub: Hub, ref: str | Ref) -> Ref:
