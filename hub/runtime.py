@@ -265,7 +265,7 @@ def parse_lora_arg(text: str) -> tuple[str, float]:
     return text, 1.0
 
 
-def prepare_lora(spec: Any, model: ModelToRun) -> LoraToApply:
+def prepare_lora(spec: Any, model: ModelToRun, warnings: list[str] | None = None) -> LoraToApply:
     """Resolve one LoRA (``"ref"``, ``"ref:0.7"``, ``(ref, weight)`` or a LoraToApply) and check it fits."""
     if isinstance(spec, LoraToApply):
         ref, weight = spec.path, spec.weight
@@ -285,8 +285,13 @@ def prepare_lora(spec: Any, model: ModelToRun) -> LoraToApply:
             from .identify import check_compatible
 
             verdict = check_compatible(model.identification, ident)
-            if not verdict.ok:
+            if not verdict.ok and getattr(verdict, "certain", True):
                 raise IncompatibleError(f"LoRA {res.path.name} cannot be used with {model.name}: {verdict.reason}")
+            if not verdict.ok and warnings is not None:
+                # One side's family is unknown (tiny or unusual files): the merge still refuses a
+                # LoRA any of whose layers does not match the model, so go on and say so.
+                warnings.append(f"LoRA {res.path.name}: compatibility not certain ({verdict.reason}); "
+                                f"applied because every layer matches the model")
     return LoraToApply(path=res.path, weight=weight, name=res.path.stem, identification=ident, autov3=res.autov3)
 
 
@@ -390,6 +395,7 @@ class RuntimePipeline:
         self.dtype = dtype
         self.defaults = defaults
         self._model_hash: str | None = model.sha256[:10] if model.sha256 else None
+        self.warnings: list[str] = []  # things the user should know (e.g. an uncertain LoRA check)
 
     @property
     def family(self) -> str:
@@ -528,7 +534,8 @@ def pipeline(
         chosen_sampler = get_sampler(chosen_sampler, model.family)
     else:
         chosen_sampler = _checked_sampler(chosen_sampler, model.family)
-    prepared = [prepare_lora(spec, model) for spec in _as_list(loras)]
+    warnings: list[str] = []
+    prepared = [prepare_lora(spec, model, warnings) for spec in _as_list(loras)]
     options = RunOptions(
         config_dir=Path(config_dir) if config_dir is not None else None,
         cpu_offload=cpu_offload,
@@ -550,7 +557,9 @@ def pipeline(
         from .errors import RuntimeMissingError
 
         raise RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})") from exc
-    return RuntimePipeline(runner, pipe_plugin, model, prepared, chosen_sampler, chosen_device, chosen_dtype, defaults)
+    runtime = RuntimePipeline(runner, pipe_plugin, model, prepared, chosen_sampler, chosen_device, chosen_dtype, defaults)
+    runtime.warnings = warnings
+    return runtime
 
 
 def _defaults_for(pipe_plugin: Pipeline, family: str) -> Defaults:

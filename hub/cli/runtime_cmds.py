@@ -110,6 +110,9 @@ def generate(
         refiner_switch=refiner_switch, offline=offline,
     )
     load_s = time.perf_counter() - t0
+    if not as_json:
+        for warning in runtime.warnings:
+            click.echo(f"Warning: {warning}", err=True)
     if chatty:
         lora_text = "".join(f", LoRA {lora.name}×{lora.weight:g}" for lora in runtime.loras)
         click.echo(
@@ -157,6 +160,7 @@ def generate(
             "dtype": runtime.dtype,
             "loras": params["loras"],
             "infotext": result.infotext,
+            "warnings": runtime.warnings,
             "timings": {"load_s": round(load_s, 3), "generate_s": round(gen_s, 3)},
         })
         return
