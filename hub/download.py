@@ -662,6 +662,7 @@ class Downloader:
         expected_sha256: str | None = None,
         translate: ErrorTranslator | None = None,
         what: str | None = None,
+        size_hint: int | None = None,
     ) -> DownloadResult:
         """Download (or resume) ``url``; returns when ``.part`` holds the whole file.
 
@@ -670,8 +671,9 @@ class Downloader:
         """
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
-        if expected_size is not None:
-            check_free_space(dest_dir, max(expected_size - self._existing_bytes(dest_dir, filename), 0),
+        needed = expected_size if expected_size is not None else size_hint  # hint: an approximate size (Civitai's sizeKB)
+        if needed is not None:
+            check_free_space(dest_dir, max(needed - self._existing_bytes(dest_dir, filename), 0),
                              self.options.free_space_margin)
         self._stop.clear()
         self.requests_made = 0

@@ -312,6 +312,7 @@ class Source(ABC):
             expected_sha256=plan.sha256,
             translate=self.error_translator(ctx),
             what=f"{plan.ref} ({plan.filename})",
+            size_hint=plan.size,
         )
         return FetchedFile(
             part_path=result.part_path,

@@ -9,6 +9,7 @@ import pytest
 
 from hub.errors import (
     AccessDeniedError,
+    DownloadError,
     AuthRequiredError,
     BadReferenceError,
     RateLimitedError,
@@ -221,3 +222,11 @@ def test_claimed_family_table():
     assert claimed_family("SDXL 1.0") == "sdxl" and claimed_family("Illustrious") == "sdxl"
     assert claimed_family("SD 1.5") == "sd1" and claimed_family("Flux.1 D") == "flux"
     assert claimed_family("SD 3.5 Large") == "sd3" and claimed_family("Other") is None
+
+
+def test_free_space_checked_from_published_size_before_download(ctx, civ, tmp_path):
+    plan = SRC.plan(ctx, parse("civitai:1001"))
+    plan.size = 1 << 60  # as if Civitai listed an enormous file
+    with pytest.raises(DownloadError, match="not enough free space"):
+        SRC.fetch(ctx, plan, tmp_path)
+    assert civ.api.requests("/api/download") == [] and civ.storage.requests() == []

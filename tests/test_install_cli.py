@@ -319,3 +319,19 @@ def test_cli_search_and_lookup(world, run_cli, tmp_path):
 def test_cli_unknown_source_is_rejected(world, run_cli):
     res = run_cli("search", "x", "--source", "nowhere")
     assert res.exit_code == 2 and "not one of" in res.stderr
+
+
+def test_store_layout_is_configurable(world, monkeypatch):
+    monkeypatch.setenv("SDHUB_STORE_LAYOUT", "{source}/{base_model}/{model_name}/{filename}")
+    with Hub() as h:
+        result = install(h, "civitai:1001")
+        assert Path(result.path) == store(h) / "civitai" / "SDXL 1.0" / "Pixel Art XL" / "pixel-art-xl.safetensors"
+
+
+def test_name_collision_gets_a_hash_suffix(hub, world):
+    first = install(hub, "civitai:1001")
+    world["civitai"].add(CModel(1030, "Other pixel", "LORA", versions=[
+        CVersion(2300, "v1", "SDXL 1.0", files=[CFile(3300, "pixel-art-xl.safetensors", world["other"])])]))
+    second = install(hub, "civitai:1030")
+    assert Path(second.path).parent == Path(first.path).parent
+    assert Path(second.path).name == f"pixel-art-xl.{second.record.sha256[:8]}.safetensors"
