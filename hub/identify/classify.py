@@ -1,0 +1,349 @@
+"""From a parsed header to an :class:`Identification`: kind, components, precision, family.
+
+The order follows the reference synthesis: (1) what kind of file (LoRA, embedding, weights), (2)
+which components by key prefix, (3) the family from the family table's matchers (shapes first,
+metadata as support; on conflict both are reported and shapes win), (4) variant and precision.
+Family-specific knowledge lives in the families (``hub_plugins.families``), not here: this module
+only knows the generic layouts (component prefixes, text-encoder and VAE shapes).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
+from typing import Any
+
+from .family import Family, FamilyMatch
+from .lora import analyse as analyse_lora
+from .lora import looks_like_lora
+from .model import UNKNOWN, Evidence, Identification
+from .view import HeaderView
+
+# -- components ------------------------------------------------------------------------------------
+VAE_PREFIXES = ("first_stage_model.", "vae.")
+# Text encoders in single-file checkpoints (prefix -> where its transformer keys are).
+TE_PREFIXES = (
+    "cond_stage_model.transformer.",
+    "cond_stage_model.model.",
+    "conditioner.embedders.0.transformer.",
+    "conditioner.embedders.0.model.",
+    "conditioner.embedders.1.model.",
+    "conditioner.embedders.1.transformer.",
+    "text_encoders.clip_l.transformer.",
+    "text_encoders.clip_g.transformer.",
+    "text_encoders.clip_h.transformer.",
+    "text_encoders.t5xxl.transformer.",
+    "text_encoders.t5xl.transformer.",
+)
+CLIP_BY_WIDTH = {768: "clip_l", 1024: "clip_h", 1280: "clip_g"}
+T5_BY_WIDTH = {4096: "t5", 2048: "t5xl"}
+COMPONENT_ORDER = ("unet", "dit", "vae", "clip_l", "clip_h", "clip_g", "t5", "t5xl", "text_encoder")
+
+PRECISION_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64", "F8_E4M3": "fp8",
+                   "F8_E5M2": "fp8", "F8_E4M3FNUZ": "fp8", "F8_E5M2FNUZ": "fp8", "F8_E8M0": "fp8",
+                   "F4": "fp4", "F6_E2M3": "fp6", "F6_E3M2": "fp6", "I8": "int8", "U8": "uint8"}
+DTYPE_BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
+              "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+              "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64}
+
+# Metadata worth keeping with the identification (small; the rest stays in the file).
+METADATA_KEYS = ("ss_base_model_version", "ss_network_module", "ss_network_dim", "ss_network_alpha",
+                 "ss_network_args", "ss_sd_model_name", "ss_sd_model_hash", "ss_new_sd_model_hash",
+                 "ss_output_name", "ss_v2", "ss_v_parameterization", "ss_resolution", "ss_clip_skip",
+                 "ss_training_comment", "ss_model_type", "sshs_model_hash", "sshs_legacy_hash", "format",
+                 "global_step")
+METADATA_SKIP = ("modelspec.thumbnail",)
+METADATA_MAX = 300
+
+
+def text_encoder_type(view: HeaderView) -> tuple[str, Evidence] | None:
+    """Which text encoder the keys under ``view`` are (HF CLIP, OpenCLIP or T5 layout), by width."""
+    for key in ("text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight",
+                "text_model.embeddings.position_embedding.weight", "embeddings.position_embedding.weight",
+                "token_embedding.weight", "positional_embedding", "ln_final.weight",
+                "text_model.final_layer_norm.weight", "final_layer_norm.weight"):
+        width = view.dim(key, -1)
+        if width is None:
+            continue
+        name = CLIP_BY_WIDTH.get(width, "text_encoder")
+        return name, Evidence("component", name, f"{view.full(key)} width {width}")
+    for key in ("encoder.final_layer_norm.weight", "encoder.block.0.layer.0.SelfAttention.q.weight", "shared.weight"):
+        width = view.dim(key, -1)
+        if width is None:
+            continue
+        name = T5_BY_WIDTH.get(width, "text_encoder")
+        return name, Evidence("component", name, f"{view.full(key)} d_model {width} (T5)")
+    return None
+
+
+def vae_latent_channels(view: HeaderView) -> tuple[int, Evidence] | None:
+    """Latent channels of a VAE under ``view`` (``decoder.conv_in.weight`` input channels)."""
+    key = "decoder.conv_in.weight"
+    shape = view.shape(key)
+    if shape is None or len(shape) != 4:
+        return None
+    if not (view.has("encoder.conv_in.weight") or view.has_prefix("decoder.up")):
+        return None
+    return shape[1], Evidence("component", "vae", f"{view.full(key)} shape {list(shape)}: {shape[1]} latent channels")
+
+
+def detect_components(view: HeaderView) -> tuple[list[str], list[Evidence], dict[str, Any]]:
+    """Components stored under the single-file prefixes (VAE, text encoders)."""
+    comps: list[str] = []
+    evidence: list[Evidence] = []
+    details: dict[str, Any] = {}
+    for prefix in VAE_PREFIXES:
+        if view.has_prefix(prefix):
+            found = vae_latent_channels(view.sub(prefix))
+            if found:
+                comps.append("vae")
+                evidence.append(found[1])
+                details["latent_channels"] = found[0]
+                break
+    for prefix in TE_PREFIXES:
+        if view.has_prefix(prefix):
+            found_te = text_encoder_type(view.sub(prefix))
+            if found_te and found_te[0] not in comps:
+                comps.append(found_te[0])
+                evidence.append(found_te[1])
+    return comps, evidence, details
+
+
+def order_components(comps: Iterable[str]) -> list[str]:
+    seen = list(dict.fromkeys(comps))
+    rank = {c: i for i, c in enumerate(COMPONENT_ORDER)}
+    return sorted(seen, key=lambda c: rank.get(c, len(rank)))
+
+
+# -- precision -------------------------------------------------------------------------------------
+def precision_of(raw: dict[str, dict[str, Any]], names: Sequence[str] | None = None) -> tuple[str | None, str]:
+    """The dtype holding most bytes (of ``names``, default all tensors), and the byte shares."""
+    entries = list(raw.values()) if names is None else list(map(raw.__getitem__, names))
+    if not entries:
+        return None, "no tensors"
+    dtypes = list(map(operator.itemgetter("dtype"), entries))
+    distinct = set(dtypes)
+    if len(distinct) == 1:
+        only = dtypes[0]
+        return PRECISION_NAMES.get(only, only.lower()), f"all {len(entries)} tensors are {only}"
+    sizes = list(map(_nbytes, entries))
+    total = sum(sizes) or 1
+    shares = sorted(((sum(compress(sizes, map(operator.eq, dtypes, repeat(d)))), d) for d in distinct), reverse=True)
+    floats = [(n, d) for n, d in shares if d in PRECISION_NAMES] or shares
+    top = floats[0][1]
+    text = ", ".join(f"{d} {n / total:.0%}" for n, d in shares if n)
+    return PRECISION_NAMES.get(top, top.lower()), f"bytes by dtype: {text}"
+
+
+def _nbytes(entry: dict[str, Any]) -> int:
+    offsets = entry.get("data_offsets")
+    if offsets is not None:
+        return int(offsets[1] - offsets[0])
+    return math.prod(entry["shape"]) * DTYPE_BITS.get(entry["dtype"], 16) // 8
+
+
+# -- metadata --------------------------------------------------------------------------------------
+def summarize_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for key, value in metadata.items():
+        if key in METADATA_SKIP:
+            continue
+        if key in METADATA_KEYS or key.startswith("modelspec."):
+            text = str(value)
+            out[key] = text if len(text) <= METADATA_MAX else text[: METADATA_MAX - 1] + "…"
+    return out
+
+
+# -- the pipeline ----------------------------------------------------------------------------------
+def ordered(families: Iterable[Family]) -> list[Family]:
+    """Matchers by descending priority, registration order within a priority."""
+    fams = list(families)
+    return sorted(fams, key=lambda f: -f.priority)
+
+
+def identify_view(view: HeaderView, families: Sequence[Family], fmt: str = "safetensors") -> Identification:
+    """Identify the tensors in ``view`` (a safetensors header or a scanned pickle)."""
+    ident = Identification(format=fmt, tensors=len(view.raw), metadata=summarize_metadata(view.metadata))
+    fams = ordered(families)
+    if not view.raw:
+        ident.evidence.append(Evidence("kind", UNKNOWN, "the file holds no tensors"))
+        return ident
+    if _identify_embedding(view, fams, ident):
+        pass
+    elif looks_like_lora(view):
+        _identify_lora(view, fams, ident)
+    else:
+        _identify_weights(view, fams, ident)
+    if ident.kind != "lora":
+        names = view.model.keys() if ident.kind in ("checkpoint", "diffusion_model") and view.model_prefix else None
+        full_names = [view.model_prefix + n for n in names] if names is not None else None
+        ident.precision, why = precision_of(view.raw, full_names)
+    else:
+        ident.precision, why = precision_of(view.raw)
+    if ident.precision:
+        scope = "diffusion model" if ident.kind in ("checkpoint",) and view.model_prefix else "file"
+        ident.evidence.append(Evidence("precision", ident.precision, f"{scope}: {why}"))
+    if not ident.candidates and ident.family != UNKNOWN:
+        ident.candidates = [ident.family]
+    return ident
+
+
+def _apply_match(ident: Identification, family: Family, match: FamilyMatch) -> None:
+    ident.family = family.name
+    ident.variant = match.variant
+    ident.evidence.extend(match.evidence)
+    ident.details.update(match.details)
+
+
+def _metadata_check(ident: Identification, fams: Sequence[Family], metadata: dict[str, str]) -> Family | None:
+    """Compare the family the shapes gave with what the metadata claims; return the claimed family."""
+    claimed = [(f, why) for f in fams if (why := f.claimed_by(metadata))]
+    if not claimed:
+        return None
+    if ident.family == UNKNOWN:
+        return claimed[0][0]
+    for fam, why in claimed:
+        if fam.name == ident.family:
+            ident.evidence.append(Evidence("family.metadata", fam.name, f"{why} agrees"))
+            return fam
+    fam, why = claimed[0]
+    ident.warnings.append(f"metadata says {fam.name} ({why}) but the tensor shapes say {ident.family}; "
+                          "trusting the shapes")
+    ident.evidence.append(Evidence("conflict", fam.name, f"{why} disagrees with the shapes"))
+    return fam
+
+
+def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identification) -> None:
+    comps, comp_evidence, details = detect_components(view)
+    ident.details.update(details)
+    match: tuple[Family, FamilyMatch] | None = None
+    for fam in fams:
+        found = fam.match(view)
+        if found is not None:
+            match = (fam, found)
+            break
+    if match is not None:
+        fam, found = match
+        _apply_match(ident, fam, found)
+        model_comps = found.components or ["unet"]
+        has_others = bool(comps)
+        ident.kind = "checkpoint" if has_others else "diffusion_model"
+        ident.components = order_components(model_comps + comps)
+        ident.evidence.insert(0, Evidence("kind", ident.kind, (
+            f"diffusion model keys{' under ' + repr(view.model_prefix) if view.model_prefix else ''}"
+            + (f" plus {', '.join(comps)}" if has_others else " only"))))
+        ident.evidence.extend(comp_evidence)
+        _metadata_check(ident, fams, view.metadata)
+        return
+    if view.model_prefix == "model.diffusion_model.":
+        ident.kind = "checkpoint" if comps else "diffusion_model"
+        ident.components = order_components(["unet"] + comps)
+        ident.evidence.append(Evidence("kind", ident.kind, f"{view.model.count()} keys under "
+                                                           "'model.diffusion_model.' but no family matched"))
+        ident.evidence.extend(comp_evidence)
+        claimed = _metadata_check(ident, fams, view.metadata)
+        if claimed is not None:
+            ident.warnings.append(f"metadata names {claimed.name}, but no {claimed.name} tensor layout was found")
+        return
+    # Standalone VAE or text encoder (bare keys)?
+    vae = vae_latent_channels(view)
+    if vae is not None:
+        channels, ev = vae
+        ident.kind = "vae"
+        ident.components = ["vae"]
+        ident.details["latent_channels"] = channels
+        ident.evidence += [Evidence("kind", "vae", ev.because), ev]
+        ident.candidates = [f.name for f in fams if f.latent_channels == channels]
+        _single_or_claimed(ident, fams, view.metadata, f"{channels}-channel VAEs have the same tensors")
+        return
+    te = text_encoder_type(view)
+    if te is not None:
+        name, ev = te
+        ident.kind = "text_encoder"
+        ident.components = [name]
+        ident.evidence += [Evidence("kind", "text_encoder", ev.because), ev]
+        ident.candidates = [f.name for f in fams if name in f.text_encoders]
+        _single_or_claimed(ident, fams, view.metadata, f"{name} is used by several families")
+        return
+    if comps:
+        ident.kind = "checkpoint"
+        ident.components = order_components(comps)
+        ident.evidence.append(Evidence("kind", "checkpoint", "component prefixes without a diffusion model: "
+                                                             + ", ".join(comps)))
+        ident.evidence.extend(comp_evidence)
+        return
+    ident.evidence.append(Evidence("kind", UNKNOWN, "no known key layout (not a UNet/DiT, VAE, text encoder, "
+                                                    "LoRA or embedding)"))
+
+
+def _single_or_claimed(ident: Identification, fams: Sequence[Family], metadata: dict[str, str],
+                       ambiguity: str) -> None:
+    """Name the family when only one fits, or when metadata names one of those that fit."""
+    if len(ident.candidates) == 1:
+        ident.family = ident.candidates[0]
+        ident.evidence.append(Evidence("family", ident.family, f"the only family whose {ident.kind} this fits"))
+        return
+    for fam in fams:
+        if fam.name in ident.candidates and (why := fam.claimed_by(metadata)):
+            ident.family = fam.name
+            ident.evidence.append(Evidence("family", fam.name, f"{why} (metadata; {ambiguity})"))
+            return
+    if ident.candidates:
+        ident.evidence.append(Evidence("family", UNKNOWN, f"{ambiguity}: fits {', '.join(ident.candidates)}"))
+
+
+def _identify_lora(view: HeaderView, fams: Sequence[Family], ident: Identification) -> None:
+    info, lv, evidence = analyse_lora(view)
+    ident.kind = "lora"
+    ident.lora = info
+    ident.components = []
+    ident.evidence.extend(evidence)
+    for fam in fams:
+        if fam.match_lora is None:
+            continue
+        found = fam.match_lora(lv)
+        if found is not None:
+            _apply_match(ident, fam, found)
+            break
+    claimed = _metadata_check(ident, fams, view.metadata)
+    if ident.family == UNKNOWN and claimed is not None:
+        ident.family = claimed.name
+        why = claimed.claimed_by(view.metadata)
+        ident.evidence.append(Evidence("family", claimed.name, f"{why} (metadata only: the adapted layers "
+                                                               "do not tell)"))
+    if ident.family == UNKNOWN:
+        ident.evidence.append(Evidence("family", UNKNOWN, "no family's layer names and widths match the "
+                                                          "adapted layers"))
+    info.target = ident.family
+
+
+# Textual-inversion embeddings: a handful of [tokens, width] tensors.
+_EMBEDDING_KEYS = ("emb_params", "clip_l", "clip_g", "string_to_param.*", "<embedding>")
+
+
+def _identify_embedding(view: HeaderView, fams: Sequence[Family], ident: Identification) -> bool:
+    raw = view.raw
+    if len(raw) > 4:
+        return False
+    widths: dict[str, int] = {}
+    for name, entry in raw.items():
+        shape = entry["shape"]
+        if not 1 <= len(shape) <= 2 or shape[-1] not in (768, 1024, 1280):
+            return False
+        if "." in name and not name.startswith("string_to_param."):
+            return False
+        widths[name] = shape[-1]
+    key_widths = tuple(sorted(widths.values()))
+    if set(widths) == {"clip_l", "clip_g"}:
+        key_widths = (widths["clip_l"], widths["clip_g"])
+    vectors = max((raw[n]["shape"][0] if len(raw[n]["shape"]) == 2 else 1) for n in raw)
+    ident.kind = "embedding"
+    ident.details["vectors"] = vectors
+    ident.details["widths"] = list(key_widths)
+    because = ", ".join(f"{n} shape {list(raw[n]['shape'])}" for n in sorted(raw))
+    ident.evidence.append(Evidence("kind", "embedding", f"{because}: textual-inversion token vectors"))
+    ident.candidates = [f.name for f in fams if tuple(f.embedding_widths) == key_widths]
+    _single_or_claimed(ident, fams, view.metadata, f"embeddings of width {list(key_widths)} fit several families")
+    return True

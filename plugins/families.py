@@ -1,0 +1,556 @@
+"""The built-in model families: SD1.x, SD2.x, SDXL, SDXL refiner, SD3/3.5, Flux.1.
+
+Each family is a small matcher over header shapes (``../shared/reference/architectures.md`` §3),
+plus a LoRA matcher over the adapted layers' widths (§7) and a diffusers-config matcher (§5). They
+are registered through the ``register_families`` hook exactly like a third-party plugin's, so a
+plugin can add a family or replace one of these (``register(family, override=True)``).
+
+Widths that decide, all read from the header:
+
+- UNet cross-attention context width (``attn2.to_k`` in-features): 768 SD1, 1024 SD2, 2048 SDXL,
+  1280 SDXL refiner; with model channels (``input_blocks.0.0`` out) 320 / 320 / 320 / 384 and the
+  ADM/``label_emb`` input 2816 (SDXL) / 2560 (refiner), absent for SD1/SD2.
+- MMDiT (SD3): hidden = ``x_embedder.proj`` out = 64 x depth: 1536 (24 blocks, Medium) or 2432 (38,
+  Large); qk-norm (``ln_q``) marks SD3.5.
+- Flux.1: hidden 3072, ``txt_in`` from T5 width 4096, ``img_in`` in-features 64 (dev with
+  ``guidance_in``, schnell without), 384 (Fill), 128 (Depth/Canny: ``control``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hub.hookspecs import hookimpl
+from hub.identify import (
+    DiffusersConfigs,
+    Evidence,
+    Family,
+    FamilyMatch,
+    HeaderView,
+    LoraModule,
+    LoraView,
+    in_channels_variant,
+    prediction_from_metadata,
+)
+
+# --------------------------------------------------------------------------------------------
+# UNet families (SD1, SD2, SDXL, SDXL refiner)
+# --------------------------------------------------------------------------------------------
+# Cross-attention K projections, in the LDM/SGM layout and the diffusers layout, most common first.
+_LDM_CROSS = ([f"input_blocks.{i}.1.transformer_blocks.0.attn2.to_k.weight" for i in (1, 2, 4, 5, 7, 8)]
+              + ["middle_block.1.transformer_blocks.0.attn2.to_k.weight"]
+              + [f"output_blocks.{i}.1.transformer_blocks.0.attn2.to_k.weight" for i in range(12)])
+_DIFFUSERS_CROSS = ([f"down_blocks.{b}.attentions.{a}.transformer_blocks.0.attn2.to_k.weight"
+                     for b in range(4) for a in range(2)]
+                    + ["mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight"]
+                    + [f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn2.to_k.weight"
+                       for b in range(4) for a in range(3)])
+
+
+class UNetFacts:
+    """The numbers that tell UNet families apart, with the keys they came from."""
+
+    def __init__(self, m: HeaderView, layout: str, cross_key: str, conv_in: str, adm_key: str | None) -> None:
+        self.view = m
+        self.layout = layout
+        self.cross_key = cross_key
+        self.context_dim = m.dim(cross_key, 1)
+        self.conv_in = conv_in
+        self.model_channels = m.dim(conv_in, 0)
+        self.in_channels = m.dim(conv_in, 1)
+        self.adm_key = adm_key
+        self.adm = m.dim(adm_key, 1) if adm_key else None
+
+    def evidence(self, family: str) -> list[Evidence]:
+        m = self.view
+        ev = [Evidence("family", family, f"{m.full(self.cross_key)} shape {list(m.shape(self.cross_key) or [])}: "
+                                         f"cross-attention context width {self.context_dim}"),
+              Evidence("family", family, f"{m.full(self.conv_in)} shape {list(m.shape(self.conv_in) or [])}: "
+                                         f"model channels {self.model_channels}")]
+        if self.adm_key:
+            ev.append(Evidence("family", family, f"{m.full(self.adm_key)} shape {list(m.shape(self.adm_key) or [])}"
+                                                 f": ADM (pooled text + size) input {self.adm}"))
+        else:
+            ev.append(Evidence("family", family, "no label_emb/add_embedding: no ADM conditioning"))
+        return ev
+
+    def details(self) -> dict[str, Any]:
+        return {"context_dim": self.context_dim, "model_channels": self.model_channels,
+                "in_channels": self.in_channels, "adm_in_channels": self.adm, "layout": self.layout}
+
+
+def unet_facts(view: HeaderView) -> UNetFacts | None:
+    """Read the UNet's widths from the LDM/SGM layout or the diffusers layout (cached per view)."""
+    cache = view.__dict__.setdefault("_unet_facts", {})
+    if "v" in cache:
+        return cache["v"]
+    m = view.model
+    facts = None
+    if m.has("input_blocks.0.0.weight"):
+        cross = next((k for k in _LDM_CROSS if m.has(k)), None)
+        if cross is not None:
+            adm = "label_emb.0.0.weight" if m.has("label_emb.0.0.weight") else None
+            facts = UNetFacts(m, "ldm", cross, "input_blocks.0.0.weight", adm)
+    elif m.has("conv_in.weight") and m.has_prefix("down_blocks."):
+        cross = next((k for k in _DIFFUSERS_CROSS if m.has(k)), None)
+        if cross is not None:
+            adm = next((k for k in ("add_embedding.linear_1.weight", "class_embedding.linear_1.weight")
+                        if m.has(k)), None)
+            facts = UNetFacts(m, "diffusers", cross, "conv_in.weight", adm)
+    cache["v"] = facts
+    return facts
+
+
+def _prediction(view: HeaderView, match: FamilyMatch, default_note: str) -> None:
+    """Set details.prediction and the v-prediction variant from keys/metadata when they tell."""
+    found = prediction_from_metadata(view.metadata)
+    if found is None:
+        match.details.setdefault("prediction", None)
+        match.evidence.append(Evidence("prediction", None, default_note))
+        return
+    pred, because = found
+    match.details["prediction"] = pred
+    match.evidence.append(Evidence("prediction", pred, because))
+    if pred == "v" and match.variant is None:
+        match.variant = "v-prediction"
+        match.evidence.append(Evidence("variant", "v-prediction", because))
+
+
+def _variant_from_in_channels(facts: UNetFacts, match: FamilyMatch, allowed: Sequence[int]) -> bool:
+    """Set the variant from the input channels; False when the channel count is not one this family has."""
+    n = facts.in_channels
+    if n not in allowed:
+        return False
+    variant = in_channels_variant(n)
+    if variant:
+        match.variant = variant
+        match.evidence.append(Evidence("variant", variant, f"{facts.view.full(facts.conv_in)} shape "
+                                                           f"{list(facts.view.shape(facts.conv_in) or [])}: "
+                                                           f"{n} input channels"))
+    return True
+
+
+def match_sd1(view: HeaderView) -> FamilyMatch | None:
+    f = unet_facts(view)
+    if f is None or f.context_dim != 768 or f.model_channels != 320 or f.adm is not None:
+        return None
+    if view.has("cc_projection.weight"):  # Zero123 shares the SD1 UNet with 8 input channels
+        return None
+    match = FamilyMatch(components=["unet"], evidence=f.evidence("sd1"), details=f.details())
+    if not _variant_from_in_channels(f, match, (4, 8, 9)):
+        return None
+    _prediction(view, match, "SD1 prediction type is not in the header (eps unless the metadata says v)")
+    return match
+
+
+def match_sd2(view: HeaderView) -> FamilyMatch | None:
+    f = unet_facts(view)
+    if f is None or f.context_dim != 1024 or f.model_channels != 320:
+        return None
+    match = FamilyMatch(components=["unet"], evidence=f.evidence("sd2"), details=f.details())
+    if f.adm is not None:
+        if f.adm not in (1536, 2048):  # unCLIP L / H image embeddings; anything else is not SD2
+            return None
+        match.variant = "unclip"
+        match.evidence.append(Evidence("variant", "unclip", f"{f.view.full(f.adm_key or '')}: image-embedding "
+                                                            f"input {f.adm} (SD2 unCLIP)"))
+    elif not _variant_from_in_channels(f, match, (4, 5, 9)):
+        return None
+    _prediction(view, match, "SD2 v-prediction vs eps cannot be told from the header "
+                             "(needs metadata such as modelspec.prediction_type)")
+    return match
+
+
+def match_sdxl(view: HeaderView) -> FamilyMatch | None:
+    f = unet_facts(view)
+    if f is None or f.context_dim != 2048 or f.model_channels != 320 or f.adm != 2816:
+        return None
+    match = FamilyMatch(components=["unet"], evidence=f.evidence("sdxl"), details=f.details())
+    if not _variant_from_in_channels(f, match, (4, 8, 9)):
+        return None
+    # ComfyUI's convention: a v_pred key marks v-prediction (ztsnr adds zero terminal SNR),
+    # edm_mean/edm_std an EDM model (Playground v2.5).
+    if view.has("edm_mean") and view.has("edm_std"):
+        match.details["prediction"] = "edm"
+        match.evidence.append(Evidence("prediction", "edm", "edm_mean and edm_std keys (Playground v2.5 style)"))
+    elif view.has("v_pred"):
+        match.details["prediction"] = "v"
+        match.details["zero_terminal_snr"] = view.has("ztsnr")
+        match.evidence.append(Evidence("prediction", "v", "v_pred key"))
+        if match.variant is None:
+            match.variant = "v-prediction"
+            match.evidence.append(Evidence("variant", "v-prediction", "v_pred key"))
+    else:
+        _prediction(view, match, "no v_pred/edm keys and no prediction metadata: eps by convention")
+    return match
+
+
+def match_sdxl_refiner(view: HeaderView) -> FamilyMatch | None:
+    f = unet_facts(view)
+    if f is None or f.context_dim != 1280 or f.model_channels != 384 or f.adm != 2560:
+        return None
+    match = FamilyMatch(components=["unet"], evidence=f.evidence("sdxl_refiner"), details=f.details())
+    if not _variant_from_in_channels(f, match, (4,)):
+        return None
+    return match
+
+
+# -- UNet LoRAs -------------------------------------------------------------------------------------
+_LORA_CROSS_PATHS = (
+    # diffusers names (kohya SD1/SD2, diffusers/PEFT for every UNet family)
+    [f"down_blocks.{b}.attentions.{a}.transformer_blocks.0.attn2.to_{kv}"
+     for b in range(3) for a in range(2) for kv in ("k", "v")]
+    + [f"mid_block.attentions.0.transformer_blocks.0.attn2.to_{kv}" for kv in ("k", "v")]
+    + [f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn2.to_{kv}"
+       for b in range(4) for a in range(3) for kv in ("k", "v")]
+    # SGM/LDM names (kohya SDXL, ComfyUI-native)
+    + [f"input_blocks.{i}.1.transformer_blocks.0.attn2.to_{kv}" for i in (1, 2, 4, 5, 7, 8) for kv in ("k", "v")]
+    + [f"middle_block.1.transformer_blocks.0.attn2.to_{kv}" for kv in ("k", "v")]
+    + [f"output_blocks.{i}.1.transformer_blocks.0.attn2.to_{kv}" for i in range(12) for kv in ("k", "v")]
+)
+# Self-attention of the second and later transformer blocks: only SDXL-class UNets have them.
+_LORA_DEEP_PATHS = (
+    [f"input_blocks.{i}.1.transformer_blocks.{t}.attn1.to_q" for i in (4, 5, 7, 8) for t in range(1, 10)]
+    + [f"middle_block.1.transformer_blocks.{t}.attn1.to_q" for t in range(1, 10)]
+    + [f"output_blocks.{i}.1.transformer_blocks.{t}.attn1.to_q" for i in range(9) for t in range(1, 10)]
+    + [f"down_blocks.{b}.attentions.{a}.transformer_blocks.{t}.attn1.to_q"
+       for b in range(1, 3) for a in range(2) for t in range(1, 10)]
+    + [f"mid_block.attentions.0.transformer_blocks.{t}.attn1.to_q" for t in range(1, 10)]
+    + [f"up_blocks.{b}.attentions.{a}.transformer_blocks.{t}.attn1.to_q"
+       for b in range(3) for a in range(3) for t in range(1, 10)]
+)
+_TE_PATHS = [f"text_model.encoder.layers.{i}.{m}" for i in range(32)
+             for m in ("self_attn.q_proj", "self_attn.k_proj", "mlp.fc1")]
+
+
+def _memo(lv: LoraView, key: str, compute: Any) -> Any:
+    cache = lv.__dict__.setdefault("_family_memo", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def lora_cross_attention(lv: LoraView) -> LoraModule | None:
+    """The first adapted cross-attention K/V projection (its in-features = the text context width)."""
+    return _memo(lv, "cross", lambda: lv.first(_LORA_CROSS_PATHS))
+
+
+def lora_deep_block(lv: LoraView) -> LoraModule | None:
+    return _memo(lv, "deep", lambda: lv.first(_LORA_DEEP_PATHS))
+
+
+def lora_single_te_width(lv: LoraView) -> LoraModule | None:
+    """kohya's ``lora_te_`` (no number) is used only for single-text-encoder models (SD1/SD2)."""
+    if not lv.prefix_counts.get("lora_te_"):
+        return None
+    return _memo(lv, "te", lambda: lv.first(_TE_PATHS, part="te1"))
+
+
+def _unet_lora(lv: LoraView, family: str, width: int, deep_widths: tuple[int, ...] = ()) -> FamilyMatch | None:
+    cross = lora_cross_attention(lv)
+    if cross is not None:
+        if cross.in_features != width:
+            return None
+        return FamilyMatch(evidence=[Evidence("family", family, f"{cross.key} shape gives in_features "
+                                                                f"{cross.in_features}: cross-attention context "
+                                                                f"width of {family}")],
+                           details={"context_dim": width})
+    if deep_widths:
+        deep = lora_deep_block(lv)
+        if deep is not None and deep.in_features in deep_widths:
+            return FamilyMatch(evidence=[Evidence("family", family, f"{deep.key}: a second transformer block "
+                                                                    f"(only {family}-class UNets have them) "
+                                                                    f"with {deep.in_features} channels")])
+        return None
+    if lv.parts() == ["te1"]:
+        te = lora_single_te_width(lv)
+        if te is not None and te.in_features == width:
+            return FamilyMatch(evidence=[Evidence("family", family, f"{te.key} in_features {te.in_features}: the "
+                                                                    f"single text encoder of {family} "
+                                                                    "(kohya lora_te_ naming)")])
+    return None
+
+
+def match_lora_sd1(lv: LoraView) -> FamilyMatch | None:
+    return _unet_lora(lv, "sd1", 768)
+
+
+def match_lora_sd2(lv: LoraView) -> FamilyMatch | None:
+    return _unet_lora(lv, "sd2", 1024)
+
+
+def match_lora_sdxl(lv: LoraView) -> FamilyMatch | None:
+    return _unet_lora(lv, "sdxl", 2048, deep_widths=(640, 1280))
+
+
+def match_lora_sdxl_refiner(lv: LoraView) -> FamilyMatch | None:
+    return _unet_lora(lv, "sdxl_refiner", 1280, deep_widths=(768, 1536))
+
+
+# -- UNet diffusers folders --------------------------------------------------------------------------
+def _unet_config(configs: DiffusersConfigs, family: str, context: int, adm: int | None,
+                 channels: int) -> FamilyMatch | None:
+    unet = configs.get("unet")
+    if not unet:
+        return None
+    ctx = unet.get("cross_attention_dim")
+    if isinstance(ctx, list):
+        ctx = ctx[0] if ctx else None
+    blocks = unet.get("block_out_channels") or [None]
+    if ctx != context or blocks[0] != channels:
+        return None
+    has_adm = unet.get("addition_embed_type") == "text_time"
+    if (adm is None) == has_adm:
+        return None
+    if adm is not None and unet.get("projection_class_embeddings_input_dim") not in (None, adm):
+        return None
+    match = FamilyMatch(components=["unet"], details={"context_dim": ctx, "model_channels": blocks[0],
+                                                      "in_channels": unet.get("in_channels", 4)},
+                        evidence=[Evidence("family", family, f"unet/config.json cross_attention_dim={ctx}, "
+                                                             f"block_out_channels[0]={blocks[0]}"
+                                                             + (f", addition_embed_type=text_time" if has_adm else ""))])
+    in_ch = unet.get("in_channels", 4)
+    variant = in_channels_variant(in_ch)
+    if variant:
+        match.variant = variant
+        match.evidence.append(Evidence("variant", variant, f"unet/config.json in_channels={in_ch}"))
+    return match
+
+
+def config_sd1(configs: DiffusersConfigs) -> FamilyMatch | None:
+    return _unet_config(configs, "sd1", 768, None, 320)
+
+
+def config_sd2(configs: DiffusersConfigs) -> FamilyMatch | None:
+    return _unet_config(configs, "sd2", 1024, None, 320)
+
+
+def config_sdxl(configs: DiffusersConfigs) -> FamilyMatch | None:
+    return _unet_config(configs, "sdxl", 2048, 2816, 320)
+
+
+def config_sdxl_refiner(configs: DiffusersConfigs) -> FamilyMatch | None:
+    return _unet_config(configs, "sdxl_refiner", 1280, 2560, 384)
+
+
+# --------------------------------------------------------------------------------------------
+# SD3 / SD3.5 (MMDiT)
+# --------------------------------------------------------------------------------------------
+SD3_VARIANTS = {24: "medium", 38: "large"}
+
+
+def match_sd3(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if m.has("joint_blocks.0.context_block.attn.qkv.weight") and m.has("x_embedder.proj.weight"):
+        layout, embed, blocks = "mmdit", "x_embedder.proj.weight", "joint_blocks."
+        qk, attn2, pos = ("joint_blocks.0.x_block.attn.ln_q.weight", "joint_blocks.0.x_block.attn2.qkv.weight",
+                          "pos_embed")
+    elif (m.has("transformer_blocks.0.attn.add_q_proj.weight") and m.has("pos_embed.proj.weight")
+          and not m.has_prefix("single_transformer_blocks.")):
+        layout, embed, blocks = "diffusers", "pos_embed.proj.weight", "transformer_blocks."
+        qk, attn2, pos = ("transformer_blocks.0.attn.norm_q.weight", "transformer_blocks.0.attn2.to_q.weight",
+                          "pos_embed.pos_embed")
+    else:
+        return None
+    shape = m.shape(embed)
+    if shape is None or len(shape) != 4:
+        return None
+    hidden, in_channels = shape[0], shape[1]
+    depth = m.block_count(blocks)
+    if hidden != 64 * depth:  # every MMDiT release has hidden = 64 x depth
+        return None
+    qk_norm = m.has(qk)
+    dual = m.has(attn2)
+    generation = "3.5" if qk_norm else "3"
+    details = {"hidden_size": hidden, "depth": depth, "in_channels": in_channels, "qk_norm": qk_norm,
+               "dual_attention": dual, "generation": generation, "prediction": "flow", "layout": layout}
+    pos_shape = m.shape(pos)
+    if pos_shape is not None and len(pos_shape) == 3:
+        details["pos_embed_tokens"] = pos_shape[1]
+    evidence = [
+        Evidence("family", "sd3", f"{m.full(blocks + '0.')}* MMDiT joint blocks; {m.full(embed)} shape {list(shape)}: "
+                                  f"hidden {hidden} = 64 x {depth} blocks"),
+        Evidence("generation", generation, f"{m.full(qk)} {'present' if qk_norm else 'absent'} (qk-norm is SD3.5)"),
+    ]
+    variant = SD3_VARIANTS.get(depth)
+    if variant:
+        evidence.append(Evidence("variant", variant, f"{depth} blocks (hidden {hidden}): SD3{'.5' if qk_norm else ''} "
+                                                     f"{variant.capitalize()}" + (", MMDiT-X (attn2)" if dual else "")))
+    else:
+        evidence.append(Evidence("variant", None, f"{depth} blocks is not a released SD3 size"))
+    return FamilyMatch(variant=variant, components=["dit"], evidence=evidence, details=details)
+
+
+def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
+    if lv.has_path_prefix("single_blocks.") or lv.has_path_prefix("single_transformer_blocks.") \
+            or lv.has_path_prefix("double_blocks."):
+        return None
+    module = lv.first([f"joint_blocks.{i}.{b}.attn.qkv" for i in range(38) for b in ("x_block", "context_block")]
+                      + [f"joint_blocks.{i}.x_block.mlp.fc1" for i in range(38)])
+    blocks = "joint_blocks."
+    if module is None:  # diffusers/PEFT names; no single-stream blocks, so not Flux
+        module = lv.first([f"transformer_blocks.{i}.attn.{p}" for i in range(38)
+                           for p in ("to_q", "add_q_proj", "to_k", "add_k_proj")])
+        blocks = "transformer_blocks."
+        if module is None:
+            return None
+    hidden = module.in_features
+    if hidden not in (1536, 2432):
+        return None
+    variant = "medium" if hidden == 1536 else "large"
+    depth = lv.block_count(blocks)
+    evidence = [Evidence("family", "sd3", f"{module.key}: MMDiT joint-block layer with in_features {hidden}"),
+                Evidence("variant", variant, f"hidden {hidden} = 64 x {hidden // 64} blocks (SD3 {variant}); "
+                                             f"highest adapted block index {depth - 1}")]
+    details: dict[str, Any] = {"hidden_size": hidden, "requires_variant": variant}
+    if lv.has_path_prefix("joint_blocks.0.x_block.attn2.") or lv.has_path_prefix("transformer_blocks.0.attn2."):
+        details["generation"] = "3.5"
+    return FamilyMatch(variant=variant, evidence=evidence, details=details)
+
+
+def config_sd3(configs: DiffusersConfigs) -> FamilyMatch | None:
+    t = configs.get("transformer") or {}
+    if t.get("_class_name") != "SD3Transformer2DModel":
+        return None
+    depth = t.get("num_layers")
+    variant = SD3_VARIANTS.get(depth) if isinstance(depth, int) else None
+    qk = bool(t.get("qk_norm"))
+    ev = [Evidence("family", "sd3", f"transformer/config.json _class_name=SD3Transformer2DModel, num_layers={depth}")]
+    if variant:
+        ev.append(Evidence("variant", variant, f"transformer/config.json num_layers={depth}"))
+    return FamilyMatch(variant=variant, components=["dit"], evidence=ev,
+                       details={"depth": depth, "qk_norm": qk, "generation": "3.5" if qk else "3",
+                                "prediction": "flow"})
+
+
+# --------------------------------------------------------------------------------------------
+# Flux.1
+# --------------------------------------------------------------------------------------------
+FLUX_HIDDEN = 3072
+T5_WIDTH = 4096
+FLUX_IN_VARIANTS = {384: "fill", 128: "control"}
+
+
+def match_flux(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if m.has("double_blocks.0.img_attn.norm.key_norm.scale") and m.has("img_in.weight"):
+        layout, img_in, txt_in, guidance = "bfl", "img_in.weight", "txt_in.weight", "guidance_in.in_layer.weight"
+        double, single = "double_blocks.", "single_blocks."
+    elif (m.has("transformer_blocks.0.attn.norm_added_k.weight") and m.has("x_embedder.weight")
+          and m.has_prefix("single_transformer_blocks.")):
+        layout, img_in, txt_in = "diffusers", "x_embedder.weight", "context_embedder.weight"
+        guidance = "time_text_embed.guidance_embedder.linear_1.weight"
+        double, single = "transformer_blocks.", "single_transformer_blocks."
+    else:
+        return None
+    if m.has_prefix("distilled_guidance_layer."):  # Chroma reuses Flux names; not Flux.1
+        return None
+    img = m.shape(img_in)
+    txt = m.shape(txt_in)
+    if img is None or len(img) != 2 or img[0] != FLUX_HIDDEN or txt is None or len(txt) != 2 or txt[1] != T5_WIDTH:
+        return None  # Flux.2 and other relatives have other widths
+    in_features = img[1]
+    has_guidance = m.has(guidance)
+    details = {"hidden_size": img[0], "in_channels": in_features, "double_blocks": m.block_count(double),
+               "single_blocks": m.block_count(single), "guidance_embed": has_guidance, "prediction": "flow",
+               "layout": layout}
+    evidence = [Evidence("family", "flux", f"{m.full(img_in)} shape {list(img)}, {m.full(txt_in)} shape {list(txt)}: "
+                                           f"hidden {img[0]}, T5 context {txt[1]}; {details['double_blocks']} double + "
+                                           f"{details['single_blocks']} single blocks")]
+    if in_features == 64:
+        variant = "dev" if has_guidance else "schnell"
+        why = (f"{m.full(guidance)} present (guidance-distilled: dev)" if has_guidance
+               else "no guidance_in embedding (timestep-distilled: schnell)")
+    elif in_features in FLUX_IN_VARIANTS:
+        variant = FLUX_IN_VARIANTS[in_features]
+        why = f"{m.full(img_in)} in_features {in_features} ({'Fill' if in_features == 384 else 'Depth/Canny'})"
+    else:
+        variant, why = None, f"{m.full(img_in)} in_features {in_features}: not a released Flux.1 variant"
+    evidence.append(Evidence("variant", variant, why))
+    return FamilyMatch(variant=variant, components=["dit"], evidence=evidence, details=details)
+
+
+_FLUX_LORA_PATHS = (
+    [f"double_blocks.{i}.{s}" for i in range(19) for s in ("img_attn.qkv", "txt_attn.qkv", "img_mod.lin",
+                                                            "img_attn.proj", "img_mlp.0", "processor.qkv_lora1",
+                                                            "processor.proj_lora1")]
+    + [f"single_blocks.{i}.{s}" for i in range(38) for s in ("linear1", "modulation.lin")]
+    + [f"single_transformer_blocks.{i}.{s}" for i in range(38) for s in ("attn.to_q", "attn.to_k", "proj_mlp",
+                                                                         "norm.linear")]
+    + [f"transformer_blocks.{i}.{s}" for i in range(19) for s in ("attn.to_q", "attn.add_q_proj", "attn.to_k",
+                                                                  "ff.net.0.proj", "norm1.linear")]
+)
+
+
+def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
+    flux_names = (lv.has_path_prefix("double_blocks.") or lv.has_path_prefix("single_blocks.")
+                  or lv.has_path_prefix("single_transformer_blocks."))
+    control = lv.dims("img_in")
+    if control is not None and control.in_features in FLUX_IN_VARIANTS and control.out_features == FLUX_HIDDEN:
+        return FamilyMatch(variant=FLUX_IN_VARIANTS[control.in_features], evidence=[
+            Evidence("family", "flux", f"{control.key}: img_in adapted from {control.in_features} to "
+                                       f"{control.out_features} features (Flux control/fill LoRA)")])
+    module = lv.first(_FLUX_LORA_PATHS)
+    if module is None or module.in_features != FLUX_HIDDEN:
+        return None
+    if not flux_names and not (lv.has_path_prefix("transformer_blocks.0.attn.add_q_proj")
+                               or lv.has_path_prefix("transformer_blocks.0.attn.add_k_proj")):
+        return None
+    return FamilyMatch(evidence=[Evidence("family", "flux", f"{module.key}: in_features {module.in_features} "
+                                                            "(Flux.1 hidden size)"
+                                          + (" in double/single stream blocks" if flux_names else ""))],
+                       details={"hidden_size": FLUX_HIDDEN})
+
+
+def config_flux(configs: DiffusersConfigs) -> FamilyMatch | None:
+    t = configs.get("transformer") or {}
+    if t.get("_class_name") != "FluxTransformer2DModel":
+        return None
+    in_ch = t.get("in_channels", 64)
+    guidance = bool(t.get("guidance_embeds"))
+    if in_ch == 64:
+        variant = "dev" if guidance else "schnell"
+        why = f"transformer/config.json guidance_embeds={guidance}"
+    else:
+        variant = FLUX_IN_VARIANTS.get(in_ch)
+        why = f"transformer/config.json in_channels={in_ch}"
+    return FamilyMatch(variant=variant, components=["dit"],
+                       evidence=[Evidence("family", "flux", "transformer/config.json _class_name=FluxTransformer2DModel"),
+                                 Evidence("variant", variant, why)],
+                       details={"in_channels": in_ch, "guidance_embed": guidance, "prediction": "flow"})
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------
+BUILTIN_FAMILIES: tuple[Family, ...] = (
+    Family("sd1", match_sd1, match_lora_sd1, config_sd1, aliases=("sd15", "sd1.5", "sd_v1"),
+           title="Stable Diffusion 1.x", latent_channels=4, text_encoders=("clip_l",), embedding_widths=(768,),
+           metadata_ids=(r"sd_v1(_v)?", r"stable-diffusion-v1(-[a-z0-9-]+)?", r"sd1(\.\d)?", r"sd 1\.\d")),
+    Family("sd2", match_sd2, match_lora_sd2, config_sd2, aliases=("sd21", "sd2.1", "sd_v2"),
+           title="Stable Diffusion 2.x", latent_channels=4, text_encoders=("clip_h",), embedding_widths=(1024,),
+           metadata_ids=(r"sd_v2(_768)?(_v)?", r"stable-diffusion-v2(-[a-z0-9-]+)?", r"sd2(\.\d)?", r"sd 2\.\d")),
+    Family("sdxl", match_sdxl, match_lora_sdxl, config_sdxl, aliases=("sdxl_base", "xl"),
+           title="Stable Diffusion XL", latent_channels=4, text_encoders=("clip_l", "clip_g"),
+           embedding_widths=(768, 1280),
+           metadata_ids=(r"sdxl_base_v\d.*", r"sdxl(_v\d.*)?", r"stable-diffusion-xl-(v1-base|v1-edit|turbo-v1)",
+                         r"sdxl 1\.0", r"pony", r"illustrious")),
+    Family("sdxl_refiner", match_sdxl_refiner, match_lora_sdxl_refiner, config_sdxl_refiner,
+           aliases=("refiner",), title="Stable Diffusion XL refiner", latent_channels=4, text_encoders=("clip_g",),
+           embedding_widths=(1280,), metadata_ids=(r"stable-diffusion-xl-v1-refiner", r"sdxl_refiner.*")),
+    Family("sd3", match_sd3, match_lora_sd3, config_sd3, aliases=("sd3.5", "sd35"),
+           title="Stable Diffusion 3 / 3.5", latent_channels=16, text_encoders=("clip_l", "clip_g", "t5"),
+           metadata_ids=(r"sd3.*", r"stable-diffusion-3.*", r"stable-diffusion-v3.*", r"3-medium", r"medium",
+                         r"5-large", r"5-large-turbo", r"5-medium")),
+    Family("flux", match_flux, match_lora_flux, config_flux, aliases=("flux1", "flux.1"),
+           title="FLUX.1", latent_channels=16, text_encoders=("clip_l", "t5"),
+           metadata_ids=(r"flux1?", r"flux-1(-(dev|schnell|fill-dev|depth-dev|canny-dev))?",
+                         r"flux\.1(-(dev|schnell|fill-dev))?", r"flux\.1 [ds]")),
+)
+
+
+@hookimpl
+def register_families(register: Any) -> None:
+    for family in BUILTIN_FAMILIES:
+        register(family)
