@@ -115,12 +115,18 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
         return _with_catalogue_facts(Resolved(path=path.resolve(), name=path.name))
     text = os.fspath(ref)
     looks_like_path = os.sep in text or text.endswith((".safetensors", ".ckpt", ".pt"))
-    if looks_like_path and not _is_reference(text):
-        raise FileAccessError(f"{text}: no such file or folder")
     from .api import Hub
 
     hub = Hub()
     try:
+        if looks_like_path and not _is_reference(text):
+            # Not a file here: maybe a catalogued file's name ("model.safetensors"), else a missing path.
+            from .errors import NotInCatalogueError
+
+            try:
+                return _from_resolved(hub.get(text), text)
+            except NotInCatalogueError:
+                raise FileAccessError(f"{text}: no such file or folder (and no catalogued file has that name)") from None
         result = hub.resolve(text)
     except ImportError as exc:  # the sources area is an optional part of a checkout
         raise BadReferenceError(f"{text!r} is not a local file, and resolving references is unavailable: {exc}") from exc

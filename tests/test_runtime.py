@@ -378,3 +378,22 @@ def test_cpu_offload_without_accelerate_names_the_package() -> None:
         pytest.skip("accelerate is installed here")
     with pytest.raises(hub.SdhubError, match="pip install accelerate"):
         hub.pipeline(tiny_model("sd1").diffusers_dir, family="sd1", cpu_offload=True)
+
+
+def test_catalogue_reference_resolves_through_hub_resolve(tmp_path: Path) -> None:
+    pytest.importorskip("hub.install")
+    if not hasattr(pytest.importorskip("hub.identify"), "identify_path"):
+        pytest.skip("scanning needs hub.identify.identify_path (identification area not merged yet)")
+    m = tiny_model("sd1")
+    models = tmp_path / "models"
+    models.mkdir()
+    local = models / "my_tiny_sd1.safetensors"
+    shutil.copy(m.single_file, local)
+    sha = hashlib.sha256(local.read_bytes()).hexdigest()
+    with hub.Hub() as h:
+        h.scan([models])
+    runtime = hub.pipeline(f"sha256:{sha}", family="sd1", config_dir=m.config_dir, sampler="euler")
+    assert runtime.model.path == local.resolve()
+    assert runtime.model.sha256 == sha  # known from the catalogue: no re-hashing for the infotext
+    gen = runtime.generate("a red fox", steps=1, seed=1, **SIZE)
+    assert f"Model hash: {sha[:10]}" in gen.infotext and "Model: my_tiny_sd1" in gen.infotext
