@@ -18,7 +18,7 @@ from hub.errors import (
 from hub.refs import parse
 from hub.sources import SearchQuery
 from hub_plugins.civitai import CivitaiSource, claimed_family, early_access_until
-from tests.fake_civitai import CFile, CModel, CVersion, FakeCivitai, civitai_hashes, fake_civitai  # noqa: F401
+from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
 from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from hub.api import Hub
 from hub.download import CallbackProgress
-from hub.errors import AccessDeniedError, AuthRequiredError, HashMismatchError, RemoteNotFoundError
+from hub.errors import AuthRequiredError, HashMismatchError, RemoteNotFoundError
 from hub.install import install, lookup, resolve, search
 from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
 from tests.fake_hf import HFRepo, fake_hub  # noqa: F401

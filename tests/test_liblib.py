@@ -12,7 +12,7 @@ from hub.errors import AccessDeniedError, RemoteNotFoundError
 from hub.refs import parse
 from hub.sources import SearchQuery
 from hub_plugins.liblib import LiblibSource, claimed_family, sign
-from tests.fake_liblib import FakeLiblib, LModel, LVersion, fake_liblib  # noqa: F401
+from tests.fake_liblib import LModel, LVersion, fake_liblib  # noqa: F401
 from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes
 
 M1, V1, V2 = "a" * 32, "b" * 32, "c" * 32
