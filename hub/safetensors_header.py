@@ -222,9 +222,9 @@ def parse_header(raw: bytes, file_size: int, path: str = "<bytes>") -> Safetenso
 
     data_size = file_size - 8 - n
     census = _Census(raw, doc, metadata, had_metadata)
-    _validate_tensors(census, doc, data_size, path)
     if not census.pairs_match:
         _find_duplicate(text, path)
+    _validate_tensors(census, doc, data_size, path)
     return SafetensorsHeader(path=path, header_size=n, file_size=file_size, metadata=metadata, raw=doc)
 
 
@@ -335,6 +335,8 @@ def _validate_tensors(census: _Census, doc: dict[str, Any], data_size: int, path
         _check_numbers_exactly(names, shapes, offsets, doc, path)
         raise  # unreachable: the exact check names the culprit
     if list(map(operator.mul, sizes, repeat(8))) != nbits:
+        if not exact:  # a string dimension multiplies into a str: name the culprit first
+            _check_numbers_exactly(names, shapes, offsets, doc, path)
         bad = next((k for k, b in zip(names, nbits) if b % 8), None)
         if bad is not None:
             raise InvalidHeaderError(path, f"tensor {bad!r}: {doc[bad]['dtype']} x {doc[bad]['shape']} is not "
@@ -356,7 +358,8 @@ def _validate_tensors(census: _Census, doc: dict[str, Any], data_size: int, path
     if sorted_begins[0] != 0 or sorted_begins[1:] != sorted_ends[:-1]:
         raise InvalidOffsetsError(path, _offset_problem(names, begins, ends))
     if 0 in sizes:
-        boundaries = set(ends)
+        # the chain check holds for the non-empty tensors alone; an empty one must sit on a boundary
+        boundaries = {e for e, size in zip(ends, sizes) if size}
         boundaries.add(0)
         for name, b, s in zip(names, begins, sizes):
             if s == 0 and b not in boundaries:
