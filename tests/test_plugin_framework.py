@@ -170,3 +170,126 @@ def test_importing_hub_loads_no_plugins_and_no_torch() -> None:
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# --- plugins that extend each registry, used by real commands ----------------------------------
+
+PIXART_KEYS = {
+    "x_embedder.proj.weight": ("F16", [1152, 4, 2, 2]),
+    "y_embedder.y_proj.fc1.weight": ("F16", [1152, 4096]),
+    "blocks.0.cross_attn.q_linear.weight": ("F16", [1152, 1152]),
+    "blocks.0.cross_attn.kv_linear.weight": ("F16", [2304, 1152]),
+    "final_layer.linear.weight": ("F16", [32, 1152]),
+}
+
+
+def _pixart_family():  # type: ignore[no-untyped-def]
+    from hub.identify import Evidence, Family, FamilyMatch
+
+    def match(view):  # type: ignore[no-untyped-def]
+        if view.dim("y_embedder.y_proj.fc1.weight", 1) == 4096 and view.has("blocks.0.cross_attn.kv_linear.weight"):
+            return FamilyMatch(components=["dit"], evidence=[
+                Evidence("family", "pixart_sigma", "y_embedder.y_proj.fc1.weight takes 4096-wide T5 features")])
+        return None
+
+    return Family(name="pixart_sigma", match=match, title="PixArt-Σ", latent_channels=4)
+
+
+def test_a_plugin_family_changes_what_info_reports(plugin_registration, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from safetensors_files import write_safetensors
+
+    path = write_safetensors(tmp_path / "pixart.safetensors", PIXART_KEYS)
+    before = json.loads(run_cli("info", "--json", str(path)).stdout)
+    assert before["family"] == "unknown"
+
+    class PixArtPlugin:
+        __name__ = "pixart"
+
+        @hookimpl
+        def register_families(self, register):  # type: ignore[no-untyped-def]
+            register(_pixart_family())
+
+    plugin_registration(PixArtPlugin(), "pixart")
+    after = json.loads(run_cli("info", "--json", str(path)).stdout)
+    assert after["family"] == "pixart_sigma"
+    assert after["kind"] == "diffusion_model"
+    assert any("4096-wide T5" in str(ev) for ev in after["evidence"])
+
+
+def test_a_plugin_source_answers_search(plugin_registration, run_cli) -> None:  # type: ignore[no-untyped-def]
+    from hub.sources import SearchPage, SearchResult, Source
+
+    class ShelfSource(Source):
+        name = "shelf"
+        description = "a studio's own model shelf"
+
+        def search(self, ctx, query):  # type: ignore[no-untyped-def]
+            return SearchPage([SearchResult(source="shelf", ref=f"shelf:{query.text}-1", name=f"{query.text} from the shelf",
+                                            kind="lora", base_model="SDXL 1.0", claimed_family="sdxl")])
+
+        def plan(self, ctx, ref):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class ShelfPlugin:
+        __name__ = "shelf"
+
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            register(ShelfSource())
+
+    plugin_registration(ShelfPlugin(), "shelf")
+    result = run_cli("search", "watercolor", "--source", "shelf", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = data["results"] if isinstance(data, dict) else data
+    assert [r["ref"] for r in rows] == ["shelf:watercolor-1"]
+    assert rows[0]["name"] == "watercolor from the shelf"
+
+
+def test_a_plugin_returning_the_wrong_type_is_named(plugin_registration) -> None:  # type: ignore[no-untyped-def]
+    class Confused:
+        __name__ = "confused"
+
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            register({"name": "not-a-source"})
+
+    plugin_registration(Confused(), "confused")
+    sources = plugins.get_registry("sources")
+    assert "not-a-source" not in sources and "civitai" in sources
+    assert any("plugin 'confused' registered a dict as a source; expected a Source" in p for p in plugins.problems())
+
+
+def test_duplicate_source_name_is_refused_unless_overriding(plugin_registration) -> None:  # type: ignore[no-untyped-def]
+    from hub.sources import Source
+
+    class FakeCivitai(Source):
+        name = "civitai"
+
+        def search(self, ctx, query):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+        def plan(self, ctx, ref):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class Squatter:
+        __name__ = "squatter"
+
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            register(FakeCivitai())
+
+    plugin_registration(Squatter(), "squatter")
+    assert not isinstance(plugins.get_registry("sources").get("civitai"), FakeCivitai)
+    assert any("plugin 'squatter' registered source 'civitai', which plugin 'civitai' already provides" in p
+               for p in plugins.problems())
+
+    class Replacer:
+        __name__ = "replacer"
+
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            register(FakeCivitai(), override=True)
+
+    plugin_registration(Replacer(), "replacer")
+    assert isinstance(plugins.get_registry("sources").get("civitai"), FakeCivitai)

@@ -100,7 +100,7 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], empty: st
             widths[i] = max(widths[i], len(v))
     line = "  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()
     click.echo(line)
-    click.echo("  ".join("-" * w for w in widths))
+    click.echo("  ".join("-" * w for w in widths).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip())
 

@@ -10,13 +10,12 @@ import click
 from ..errors import SdhubError
 from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
 
-SOURCE_CHOICES = ("civitai", "liblib", "hf", "all")
 
 
 @cli.command()
 @click.argument("query", required=False, default="")
 @click.option("--source", "sources", multiple=True, default=("all",), show_default=True,
-              help="civitai, liblib, hf or all (repeatable).")
+              help="civitai, liblib, hf, a plugin's source, or all (repeatable).")
 @click.option("--type", "types", multiple=True, help="checkpoint, lora, embedding, vae, controlnet… (repeatable).")
 @click.option("--base", "bases", multiple=True, help="sd1, sd2, sdxl, sd3, flux, or a source's own name (repeatable).")
 @click.option("--sort", default=None, help="downloads, rating, likes, newest (or the source's own sort name).")
@@ -30,9 +29,13 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
     """Search Civitai, LiblibAI and Hugging Face; every row has a reference ready for `sdhub install`."""
     from ..install import search as do_search
 
+    from ..plugins import get_registry
+
+    known = get_registry("sources")  # built-in and plugin sources alike
     for s in sources:
-        if s.lower() not in SOURCE_CHOICES and s.lower() not in ("huggingface", "liblibai"):
-            raise click.BadParameter(f"{s!r} is not one of {', '.join(SOURCE_CHOICES)}", param_hint="--source")
+        if s.lower() != "all" and s not in known:
+            raise click.BadParameter(f"{s!r} is not a registered source (one of {', '.join(known.names())} or all)",
+                                     param_hint="--source")
     report = do_search(get_hub(), query, sources=list(sources), types=types, base=bases, sort=sort, period=period,
                        limit=limit, nsfw=nsfw, cursor=cursor)
     if as_json:
