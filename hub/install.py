@@ -578,12 +578,7 @@ def lookup(
     ctx = build_context(hub, ctx=ctx)
     results: list[LookupResult] = []
     by_sha: dict[str, list[tuple[LookupResult, FileRecord]]] = {}
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            results.append(LookupResult(str(path), None, error="no such file"))
-            continue
-        path = path.resolve()
+    for path in _model_paths(hub, paths, results):
         try:
             record = hub.catalogue.by_path(str(path)) or hub.register_file(path, identification=_identify(path))
         except SdhubError as exc:
@@ -611,6 +606,17 @@ def lookup(
                 res.family_mismatch = updated.family_mismatch
         pending = [s for s in pending if s not in found]
     return results
+
+
+def _model_paths(hub: Hub, paths: Sequence[str | os.PathLike[str]], results: list[LookupResult]) -> list[Path]:
+    """Files and diffusers folders to look up: folders are walked like ``sdhub scan`` walks them."""
+    from .api import ScanReport
+
+    report = ScanReport()
+    found = list(hub.iter_model_paths(paths, report))
+    for entry in report.entries:
+        results.append(LookupResult(entry.path, None, error=entry.message or entry.status))
+    return found
 
 
 lookup_files = lookup

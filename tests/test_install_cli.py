@@ -246,7 +246,8 @@ def test_lookup_attaches_sources_by_hash(hub, world, tmp_path):
     (local / "mystery.safetensors").write_bytes(world["lora"])
     (local / "ink-copy.safetensors").write_bytes(world["liblib"].models[LIB_M].versions[0].data)
     (local / "unknown.safetensors").write_bytes(b"nobody knows" * 10)
-    results = {Path(r.path).name: r for r in lookup(hub, sorted(local.iterdir()))}
+    results = {Path(r.path).name: r for r in lookup(hub, [local, tmp_path / "missing.safetensors"])}
+    assert results["missing.safetensors"].error == "no such file or folder"
     assert [s.source for s in results["mystery.safetensors"].found] == ["civitai"]
     assert [s.source for s in results["ink-copy.safetensors"].found] == ["liblib"]
     assert results["unknown.safetensors"].found == []
