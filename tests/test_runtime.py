@@ -397,3 +397,15 @@ def test_catalogue_reference_resolves_through_hub_resolve(tmp_path: Path) -> Non
     assert runtime.model.sha256 == sha  # known from the catalogue: no re-hashing for the infotext
     gen = runtime.generate("a red fox", steps=1, seed=1, **SIZE)
     assert f"Model hash: {sha[:10]}" in gen.infotext and "Model: my_tiny_sd1" in gen.infotext
+
+
+def test_identified_family_picks_the_pipeline_whatever_the_name(tmp_path: Path) -> None:
+    identify = pytest.importorskip("hub.identify")
+    if not hasattr(identify, "identify_path"):
+        pytest.skip("identification area not merged yet")
+    misleading = tmp_path / "sdxl-base-1.0-sd15-pruned"
+    shutil.copytree(tiny_model("sd3").diffusers_dir, misleading)
+    assert identify.identify_path(misleading).family == "sd3"  # read from the folder's configs
+    runtime = hub.pipeline(misleading)  # no --family
+    assert runtime.family == "sd3" and runtime.pipeline.name == "stable-diffusion-3"
+    assert pixels(runtime.generate("a red fox", steps=1, seed=1, **SIZE)).shape == (64, 64, 3)
