@@ -319,7 +319,7 @@ def test_cli_search_and_lookup(world, run_cli, tmp_path):
 
 def test_cli_unknown_source_is_rejected(world, run_cli):
     res = run_cli("search", "x", "--source", "nowhere")
-    assert res.exit_code == 2 and "not one of" in res.stderr
+    assert res.exit_code == 2 and "not a registered source" in res.stderr
 
 
 def test_store_layout_is_configurable(world, monkeypatch):
