@@ -30,6 +30,7 @@ from tinymodels import (  # noqa: E402
     tiny_model,
     tiny_pipeline,
     write_kohya_lora,
+    write_kohya_sd3_lora,
     write_peft_lora,
 )
 
@@ -153,6 +154,31 @@ def test_lora_changes_the_image_exactly_as_merged_weights_would(family: str, wri
     report = with_lora.runner.loras[0]
     assert report.format == ("kohya" if writer is write_kohya_lora else "peft")
     assert report.merged == len(factors)
+
+
+def test_kohya_sd3_lora_with_fused_qkv_is_split_onto_the_projections(tmp_path: Path) -> None:
+    lora, factors = write_kohya_sd3_lora(tmp_path / "sd3_kohya.safetensors")
+    m = tiny_model("sd3")
+    runtime = hub.pipeline(m.diffusers_dir, family="sd3", sampler="euler", loras=[(lora, 0.9)])
+    got = pixels(runtime.generate("a red fox", steps=2, seed=6, cfg=5.0, **SIZE))
+    reference = clone_pipeline("sd3")
+    apply_lora_factors(reference, factors, 0.9)
+    assert np.array_equal(got, bare_diffusers_image(reference, "FlowMatchEulerDiscreteScheduler", seed=6, steps=2, cfg=5.0))
+    assert runtime.runner.loras[0].format == "kohya" and runtime.runner.loras[0].merged == len(factors)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_locon_conv_layers_map_to_resnets(family: str, tmp_path: Path) -> None:
+    """kohya LoCon: SD1 names the resnets in diffusers terms, SDXL in original (in_layers/out_layers) terms."""
+    factors = random_lora(family, convs=True, seed=5, magnitude=0.3)
+    assert any(f.down.ndim == 4 for f in factors)
+    lora = write_kohya_lora(tmp_path / f"locon_{family}.safetensors", family, factors)
+    m = tiny_model(family)
+    runtime = hub.pipeline(m.single_file, family=family, config_dir=m.config_dir, sampler="euler", loras=[lora])
+    got = pixels(runtime.generate("a red fox", steps=2, seed=8, cfg=5.0, **SIZE))
+    reference = clone_pipeline(family)
+    apply_lora_factors(reference, factors, 1.0)
+    assert np.array_equal(got, bare_diffusers_image(reference, "EulerDiscreteScheduler", seed=8, steps=2, cfg=5.0))
 
 
 def test_two_loras_and_weights_add_up(tmp_path: Path) -> None:

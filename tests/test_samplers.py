@@ -182,3 +182,20 @@ def test_a_plugin_sampler_shows_up_in_the_listing(run_cli: Any, plugin_registrat
     mine = next(d for d in data if d["name"] == "my_sampler")
     assert mine["families"] == ["sd1"] and mine["aliases"] == ["My Sampler"]
     assert get_sampler("My Sampler", "sd1").name == "my_sampler"
+
+
+def test_runtime_modules_and_listing_do_not_import_torch() -> None:
+    """`import hub` and listing samplers/pipelines stay light: torch/diffusers load only for a run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hub, hub.samplers, hub.pipelines, hub.runtime, hub.cli.runtime_cmds\n"
+        "from hub import plugins\n"
+        "assert len(plugins.get_registry('samplers')) > 20 and len(plugins.get_registry('pipelines')) >= 3\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

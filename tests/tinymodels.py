@@ -487,13 +487,18 @@ TE_ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
 SD3_ATTN = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj")
 
 
-def lora_targets(pipe: Any, family: str) -> dict[str, list[tuple[str, Any]]]:
-    """component -> [(module name, Linear)] of the attention projections a LoRA trains."""
+RESNET_CONVS = ("conv1", "conv2")
+
+
+def lora_targets(pipe: Any, family: str, convs: bool = False) -> dict[str, list[tuple[str, Any]]]:
+    """component -> [(module name, layer)] a LoRA trains: attention projections (+ resnet convs: LoCon)."""
     targets: dict[str, list[tuple[str, Any]]] = {}
     if family == "sd3":
         targets["transformer"] = [(n, m) for n, m in pipe.transformer.named_modules() if n.endswith(SD3_ATTN)]
         return targets
-    targets["unet"] = [(n, m) for n, m in pipe.unet.named_modules() if n.endswith(UNET_ATTN)]
+    suffixes = UNET_ATTN + (RESNET_CONVS if convs else ())
+    targets["unet"] = [(n, m) for n, m in pipe.unet.named_modules()
+                       if n.endswith(suffixes) and (not n.endswith(RESNET_CONVS) or ".resnets." in n)]
     targets["text_encoder"] = [(n, m) for n, m in pipe.text_encoder.named_modules() if n.endswith(TE_ATTN)]
     if family == "sdxl":
         targets["text_encoder_2"] = [(n, m) for n, m in pipe.text_encoder_2.named_modules() if n.endswith(TE_ATTN)]
@@ -512,20 +517,64 @@ class LoraFactors:
 
     @property
     def delta(self) -> Any:
-        return (self.alpha / self.down.shape[0]) * (self.up @ self.down)
+        """The weight update, shaped like the layer (conv LoRAs: up is 1x1, down carries the kernel)."""
+        scale = self.alpha / self.down.shape[0]
+        if self.down.ndim == 4:
+            out, inp, kh, kw = self.up.shape[0], self.down.shape[1], self.down.shape[2], self.down.shape[3]
+            return scale * (self.up.flatten(1) @ self.down.flatten(1)).reshape(out, inp, kh, kw)
+        return scale * (self.up @ self.down)
 
 
-def random_lora(family: str, rank: int = 4, alpha: float = 2.0, seed: int = 1, magnitude: float = 0.5) -> list[LoraFactors]:
+def random_lora(family: str, rank: int = 4, alpha: float = 2.0, seed: int = 1, magnitude: float = 0.5,
+                convs: bool = False) -> list[LoraFactors]:
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     factors = []
-    for component, modules in lora_targets(tiny_pipeline(family), family).items():
-        for name, linear in modules:
-            down = torch.randn(rank, linear.in_features, generator=gen) * magnitude
-            up = torch.randn(linear.out_features, rank, generator=gen) * magnitude
+    for component, modules in lora_targets(tiny_pipeline(family), family, convs).items():
+        for name, layer in modules:
+            if isinstance(layer, torch.nn.Conv2d):
+                kh, kw = layer.kernel_size
+                down = torch.randn(rank, layer.in_channels, kh, kw, generator=gen) * magnitude * 0.3
+                up = torch.randn(layer.out_channels, rank, 1, 1, generator=gen) * magnitude * 0.3
+            else:
+                down = torch.randn(rank, layer.in_features, generator=gen) * magnitude
+                up = torch.randn(layer.out_features, rank, generator=gen) * magnitude
             factors.append(LoraFactors(component, name, down, up, alpha))
     return factors
+
+
+SD3_KOHYA = {"attn.to_out.0": "x_block_attn_proj"}
+SD3_FUSED = {("attn.to_q", "attn.to_k", "attn.to_v"): "x_block_attn_qkv",
+             ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"): "context_block_attn_qkv"}
+
+
+def write_kohya_sd3_lora(path: Path, rank: int = 4, alpha: float = 2.0, seed: int = 3, magnitude: float = 0.5) -> tuple[Path, list[LoraFactors]]:
+    """kohya's SD3 naming (original MMDiT names, fused qkv: one down, up = cat(q, k, v)).
+
+    Returns the file and the equivalent per-projection factors, for the reference merge.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(seed)
+    transformer = tiny_pipeline("sd3").transformer
+    sd: dict[str, Any] = {}
+    factors: list[LoraFactors] = []
+    for i, block in enumerate(transformer.transformer_blocks):
+        groups: list[tuple[tuple[str, ...], str]] = [((k,), v) for k, v in SD3_KOHYA.items()] + list(SD3_FUSED.items())
+        for modules, kohya in groups:
+            layers = [block.get_submodule(m) for m in modules]
+            down = torch.randn(rank, layers[0].in_features, generator=gen) * magnitude
+            ups = [torch.randn(layer.out_features, rank, generator=gen) * magnitude for layer in layers]
+            name = f"lora_unet_joint_blocks_{i}_{kohya}"
+            sd[f"{name}.lora_down.weight"] = down.contiguous()
+            sd[f"{name}.lora_up.weight"] = torch.cat(ups, 0).contiguous()
+            sd[f"{name}.alpha"] = torch.tensor(alpha)
+            factors += [LoraFactors("transformer", f"transformer_blocks.{i}.{m}", down, up, alpha) for m, up in zip(modules, ups)]
+    save_file(sd, str(path), metadata={"ss_network_module": "networks.lora_sd3", "ss_base_model_version": "sd3",
+                                       "modelspec.architecture": MODELSPEC_ARCH["sd3"]})
+    return path, factors
 
 
 MODELSPEC_ARCH = {"sd1": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl-v1-base/lora", "sd3": "stable-diffusion-v3-medium/lora"}
