@@ -1,0 +1,441 @@
+"""Identification of every family, kind and LoRA format from header-only full-size files.
+
+The fixtures are sparse safetensors files whose headers carry the true names and shapes of the
+real releases (``tests/make_headers.py`` derives them from the diffusers/transformers classes on
+the meta device). Each expectation below is what the release is, not what the code happens to say.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub import hookimpl
+from hub.errors import (
+    EmptyFileError,
+    FileAccessError,
+    HeaderError,
+    NotSafetensorsError,
+    TruncatedFileError,
+    UnsupportedFormatError,
+)
+from hub.identify import (
+    Evidence,
+    Family,
+    FamilyMatch,
+    HeaderView,
+    Identification,
+    builtin_families,
+    identify_header,
+    identify_path,
+)
+from tests.headers import load_spec, write_fixture, write_sparse, write_tensors
+
+FAMILIES = builtin_families()
+
+# name: (family, kind, variant, components, precision)
+MODELS: dict[str, tuple[str, str, str | None, list[str], str]] = {
+    "sd15": ("sd1", "checkpoint", None, ["unet", "vae", "clip_l"], "fp16"),
+    "sd15_inpaint": ("sd1", "checkpoint", "inpaint", ["unet", "vae", "clip_l"], "fp32"),
+    "sd15_ip2p": ("sd1", "checkpoint", "instruct-pix2pix", ["unet", "vae", "clip_l"], "fp16"),
+    "sd21_768_v": ("sd2", "checkpoint", None, ["unet", "vae", "clip_h"], "fp16"),
+    "sdxl_base": ("sdxl", "checkpoint", None, ["unet", "vae", "clip_l", "clip_g"], "fp16"),
+    "sdxl_refiner": ("sdxl_refiner", "checkpoint", None, ["unet", "vae", "clip_g"], "fp16"),
+    "sd3_medium": ("sd3", "checkpoint", "medium", ["dit", "vae", "clip_l", "clip_g", "t5"], "fp16"),
+    "sd35_large": ("sd3", "checkpoint", "large", ["dit", "vae"], "bf16"),
+    "sd35_medium": ("sd3", "checkpoint", "medium", ["dit", "vae"], "bf16"),
+    "flux_dev": ("flux", "diffusion_model", "dev", ["dit"], "bf16"),
+    "flux_schnell": ("flux", "diffusion_model", "schnell", ["dit"], "bf16"),
+    "flux_dev_fp8_aio": ("flux", "checkpoint", "dev", ["dit", "vae", "clip_l", "t5"], "fp8"),
+    "unet_sd15_ldm": ("sd1", "diffusion_model", None, ["unet"], "fp16"),
+    "unet_sdxl_diffusers": ("sdxl", "diffusion_model", None, ["unet"], "fp16"),
+    "dit_sd3_diffusers": ("sd3", "diffusion_model", "medium", ["dit"], "fp16"),
+    "dit_flux_diffusers": ("flux", "diffusion_model", "schnell", ["dit"], "bf16"),
+    "vae_sdxl": ("unknown", "vae", None, ["vae"], "fp32"),
+    "vae_sd_diffusers": ("unknown", "vae", None, ["vae"], "fp16"),
+    "vae_flux": ("unknown", "vae", None, ["vae"], "bf16"),
+    "te_clip_l": ("unknown", "text_encoder", None, ["clip_l"], "fp16"),
+    "te_clip_g": ("unknown", "text_encoder", None, ["clip_g"], "fp16"),
+    "te_t5xxl": ("unknown", "text_encoder", None, ["t5"], "fp16"),
+}
+CANDIDATES = {
+    "vae_sdxl": ["sd1", "sd2", "sdxl", "sdxl_refiner"],
+    "vae_sd_diffusers": ["sd1", "sd2", "sdxl", "sdxl_refiner"],
+    "vae_flux": ["sd3", "flux"],
+    "te_clip_l": ["sd1", "sdxl", "sd3", "flux"],
+    "te_clip_g": ["sdxl", "sdxl_refiner", "sd3"],
+    "te_t5xxl": ["sd3", "flux"],
+}
+# name: (target family, variant, format, rank, parts)
+LORAS: dict[str, tuple[str, str | None, str, int | None, list[str]]] = {
+    "lora_sd15_kohya": ("sd1", None, "kohya", 32, ["unet", "te1"]),
+    "lora_sd15_diffusers": ("sd1", None, "diffusers", 4, ["unet", "te1"]),
+    "lora_sd15_locon": ("sd1", None, "lycoris_locon", 16, ["unet", "te1"]),
+    "lora_sd15_loha": ("sd1", None, "lycoris_loha", 8, ["unet", "te1"]),
+    "lora_sd15_lokr": ("sd1", None, "lycoris_lokr", None, ["unet"]),  # full w2: no rank
+    "lora_sd21_kohya": ("sd2", None, "kohya", 16, ["unet", "te1"]),
+    "lora_sdxl_kohya": ("sdxl", None, "kohya", 32, ["unet", "te1", "te2"]),
+    "lora_sdxl_diffusers": ("sdxl", None, "diffusers", 16, ["unet", "te1", "te2"]),
+    "lora_sdxl_locon": ("sdxl", None, "lycoris_locon", 16, ["unet"]),
+    "lora_sdxl_loha": ("sdxl", None, "lycoris_loha", 8, ["unet"]),
+    "lora_sdxl_lokr": ("sdxl", None, "lycoris_lokr", 16, ["unet", "te1", "te2"]),
+    "lora_sdxl_slider": ("sdxl", None, "kohya", 4, ["unet"]),
+    "lora_sd3_kohya": ("sd3", "medium", "kohya", 16, ["unet"]),
+    "lora_sd3_diffusers": ("sd3", "medium", "diffusers", 16, ["unet"]),
+    "lora_sd3_locon": ("sd3", "medium", "lycoris_locon", 8, ["unet"]),
+    "lora_sd3_loha": ("sd3", "medium", "lycoris_loha", 8, ["unet"]),
+    "lora_sd3_lokr": ("sd3", "medium", "lycoris_lokr", None, ["unet"]),
+    "lora_sd35_large_kohya": ("sd3", "large", "kohya", 16, ["unet"]),
+    "lora_flux_kohya": ("flux", None, "kohya", 16, ["unet"]),
+    "lora_flux_diffusers": ("flux", None, "diffusers", 16, ["unet"]),
+    "lora_flux_locon": ("flux", None, "lycoris_locon", 16, ["unet"]),
+    "lora_flux_loha": ("flux", None, "lycoris_loha", 8, ["unet"]),
+    "lora_flux_lokr": ("flux", None, "lycoris_lokr", None, ["unet"]),
+}
+
+
+def cites_a_real_key(evidence: list[Evidence], names: set[str], what: str = "family") -> bool:
+    """True when some evidence for ``what`` names a tensor that is really in the file."""
+    for ev in evidence:
+        if ev.what != what:
+            continue
+        for token in ev.because.replace(",", " ").replace(":", " ").split():
+            if token in names:
+                return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("headers")
+
+
+def _file(fixture_dir: Path, name: str) -> Path:
+    path = fixture_dir / f"{name}.safetensors"
+    return path if path.exists() else write_fixture(fixture_dir, name)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models(fixture_dir: Path, name: str) -> None:
+    family, kind, variant, components, precision = MODELS[name]
+    ident = identify_path(_file(fixture_dir, name), families=FAMILIES)
+    assert (ident.family, ident.kind, ident.variant) == (family, kind, variant)
+    assert ident.components == components
+    assert ident.precision == precision
+    assert ident.format == "safetensors"
+    assert ident.candidates == CANDIDATES.get(name, [family])
+    names = set(load_spec(name)["tensors"])
+    assert ident.tensors == len(names)
+    if family != "unknown":
+        assert cites_a_real_key(ident.evidence, names), ident.evidence
+    assert cites_a_real_key(ident.evidence, names, "kind") or cites_a_real_key(ident.evidence, names, "family") \
+        or kind in ("checkpoint", "diffusion_model")
+    assert ident.because("kind"), "the kind decision carries evidence"
+
+
+@pytest.mark.parametrize("name", sorted(LORAS))
+def test_loras(fixture_dir: Path, name: str) -> None:
+    family, variant, fmt, rank, parts = LORAS[name]
+    ident = identify_path(_file(fixture_dir, name), families=FAMILIES)
+    assert (ident.family, ident.kind, ident.variant) == (family, "lora", variant)
+    assert ident.lora is not None
+    assert (ident.lora.format, ident.lora.rank, ident.lora.parts, ident.lora.target) == (fmt, rank, parts, family)
+    assert ident.lora.modules > 0
+    names = set(load_spec(name)["tensors"])
+    assert cites_a_real_key(ident.evidence, names), [str(e) for e in ident.because("family")]
+    assert not ident.warnings
+
+
+def test_lora_family_from_shapes_alone(fixture_dir: Path, tmp_path: Path) -> None:
+    """Strip all metadata: the adapted layers' widths still tell the family."""
+    for name in ("lora_sd15_kohya", "lora_sdxl_kohya", "lora_sd3_kohya", "lora_flux_kohya", "lora_sdxl_lokr"):
+        ident = identify_path(write_fixture(tmp_path, name, drop_metadata=True), families=FAMILIES)
+        assert ident.family == LORAS[name][0], name
+        assert not ident.because("family.metadata")
+
+
+def test_metadata_conflict_reports_both_and_trusts_shapes(tmp_path: Path) -> None:
+    path = write_fixture(tmp_path, "lora_sdxl_kohya", metadata={"ss_base_model_version": "sd_v1",
+                                                                "modelspec.architecture": "stable-diffusion-v1/lora"})
+    ident = identify_path(path, families=FAMILIES)
+    assert ident.family == "sdxl"
+    assert any("metadata says sd1" in w and "trusting the shapes" in w for w in ident.warnings)
+    assert ident.because("conflict")
+
+
+def test_lora_whose_layers_do_not_tell_uses_metadata(tmp_path: Path) -> None:
+    # An SDXL LoRA that only trained the two text encoders: te1 768 + te2 1280 is SDXL *or* SD3.
+    spec = load_spec("lora_sdxl_kohya")
+    te_only = {k: tuple(v) for k, v in spec["tensors"].items() if k.startswith("lora_te")}
+    plain = identify_header({k: {"dtype": d, "shape": s} for k, (d, s) in te_only.items()}, {}, families=FAMILIES)
+    assert (plain.kind, plain.family) == ("lora", "unknown")
+    assert plain.lora is not None and plain.lora.parts == ["te1", "te2"]
+    path = write_sparse(tmp_path / "te_only.safetensors", te_only, {"ss_base_model_version": "sdxl_base_v1-0"})
+    ident = identify_path(path, families=FAMILIES)
+    assert ident.family == "sdxl"
+    assert any("metadata only" in e.because for e in ident.because("family"))
+
+
+def test_sd2_prediction_needs_metadata(tmp_path: Path) -> None:
+    plain = identify_path(write_fixture(tmp_path, "sd21_768_v"), families=FAMILIES)
+    assert plain.variant is None and plain.details["prediction"] is None
+    assert any("cannot be told from the header" in e.because for e in plain.because("prediction"))
+    for meta in ({"modelspec.prediction_type": "v"}, {"modelspec.architecture": "stable-diffusion-v2-768-v"},
+                 {"ss_base_model_version": "sd_v2_768_v"}):
+        ident = identify_path(write_fixture(tmp_path, "sd21_768_v", filename="v.safetensors", metadata=meta),
+                              families=FAMILIES)
+        assert (ident.family, ident.variant, ident.details["prediction"]) == ("sd2", "v-prediction", "v"), meta
+    eps = identify_path(write_fixture(tmp_path, "sd21_768_v", filename="e.safetensors",
+                                      metadata={"modelspec.prediction_type": "epsilon"}), families=FAMILIES)
+    assert (eps.variant, eps.details["prediction"]) == (None, "eps")
+
+
+def test_sdxl_v_pred_key_and_edm(tmp_path: Path) -> None:
+    spec = load_spec("sdxl_base")
+    tensors = {k: tuple(v) for k, v in spec["tensors"].items()}
+    vpred = identify_path(write_sparse(tmp_path / "vpred.safetensors", {**tensors, "v_pred": ("F32", []),
+                                                                        "ztsnr": ("F32", [])}), families=FAMILIES)
+    assert (vpred.family, vpred.variant, vpred.details["prediction"]) == ("sdxl", "v-prediction", "v")
+    assert vpred.details["zero_terminal_snr"] is True
+    edm = identify_path(write_sparse(tmp_path / "pg.safetensors", {**tensors, "edm_mean": ("F32", [1, 4, 1, 1]),
+                                                                   "edm_std": ("F32", [1, 4, 1, 1])}), families=FAMILIES)
+    assert (edm.family, edm.variant, edm.details["prediction"]) == ("sdxl", None, "edm")
+
+
+def test_standalone_vae_family_from_metadata(tmp_path: Path) -> None:
+    path = write_fixture(tmp_path, "vae_sdxl", metadata={"modelspec.architecture": "stable-diffusion-xl-v1-base/vae"})
+    ident = identify_path(path, families=FAMILIES)
+    assert (ident.kind, ident.family) == ("vae", "sdxl")
+    assert ident.candidates == ["sd1", "sd2", "sdxl", "sdxl_refiner"]
+    assert ident.details["latent_channels"] == 4
+
+
+def test_embeddings(tmp_path: Path) -> None:
+    sd1 = write_tensors(tmp_path / "style.safetensors", {"emb_params": ("F32", [4, 768])})
+    ident = identify_path(sd1, families=FAMILIES)
+    assert (ident.kind, ident.family, ident.details["vectors"]) == ("embedding", "sd1", 4)
+    xl = write_tensors(tmp_path / "xl.safetensors", {"clip_l": ("F16", [2, 768]), "clip_g": ("F16", [2, 1280])})
+    ident = identify_path(xl, families=FAMILIES)
+    assert (ident.kind, ident.family) == ("embedding", "sdxl")
+    sd2 = write_tensors(tmp_path / "sd2.safetensors", {"emb_params": ("F32", [1, 1024])})
+    assert identify_path(sd2, families=FAMILIES).family == "sd2"
+
+
+# -- unknown is a fine answer; a wrong one is not ---------------------------------------------------
+def _shrunk(name: str, width: int) -> dict[str, tuple[str, list[int]]]:
+    """The fixture's real names with every dimension capped (a tiny test model)."""
+    return {k: (d, [min(x, width) for x in s]) for k, (d, s) in load_spec(name)["tensors"].items()}
+
+
+def test_tiny_models_with_real_names_are_not_guessed(tmp_path: Path) -> None:
+    for name, kind in (("sd15", "checkpoint"), ("sdxl_base", "checkpoint"), ("flux_dev", "unknown"),
+                       ("sd3_medium", "checkpoint")):
+        path = write_tensors(tmp_path / f"tiny_{name}.safetensors", _shrunk(name, 32))
+        ident = identify_path(path, families=FAMILIES)
+        assert ident.family == "unknown", (name, ident.family, [str(e) for e in ident.evidence])
+        assert ident.kind == kind, name
+
+
+def _with(name: str, extra: dict[str, tuple[str, list[int]]], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    tensors = {k: (d, s) for k, (d, s) in load_spec(name)["tensors"].items() if not k.startswith(drop)}
+    tensors.update(extra)
+    return tensors
+
+
+def test_look_alikes_are_not_claimed(tmp_path: Path) -> None:
+    cases = {
+        # Chroma reuses Flux names but adds a distilled guidance layer
+        "chroma": _with("flux_schnell", {"distilled_guidance_layer.in_proj.weight": ("BF16", [5120, 64])}),
+        # a Flux.2-like DiT: wider hidden and img_in from 128 channels
+        "flux2": {**_with("flux_dev", {}, drop=("img_in.",)), "img_in.weight": ("BF16", [6144, 128])},
+        # Zero123: SD1 UNet with 8 input channels plus a camera projection
+        "zero123": _with("sd15_ip2p", {"cc_projection.weight": ("F16", [768, 772])}),
+        # an SD1 UNet with an ADM input is some other model (not SD1)
+        "sd1_adm": _with("unet_sd15_ldm", {"model.diffusion_model.label_emb.0.0.weight": ("F16", [1280, 512])}),
+    }
+    for label, tensors in cases.items():
+        ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors), families=FAMILIES)
+        assert ident.family == "unknown", (label, ident.family)
+
+
+def test_identification_round_trips_through_json(fixture_dir: Path) -> None:
+    for name in ("sdxl_base", "lora_flux_kohya", "vae_flux", "sd3_medium"):
+        ident = identify_path(_file(fixture_dir, name), families=FAMILIES)
+        data = json.loads(json.dumps(ident.to_dict()))
+        assert list(data)[:3] == ["family", "kind", "variant"]
+        assert Identification.from_dict(data) == ident
+        assert Identification.from_dict(data).to_dict() == data
+
+
+def test_bad_files_give_specific_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(EmptyFileError):
+        identify_path(empty, families=FAMILIES)
+    html = tmp_path / "model.safetensors"
+    html.write_bytes(b"<html><body>403 Forbidden</body></html>")
+    with pytest.raises(NotSafetensorsError, match="HTML"):
+        identify_path(html, families=FAMILIES)
+    full = write_fixture(tmp_path, "lora_sd15_kohya")
+    with open(full, "r+b") as f:
+        f.truncate(full.stat().st_size - 1000)
+    with pytest.raises(TruncatedFileError, match="truncated"):
+        identify_path(full, families=FAMILIES)
+    gguf = tmp_path / "flux.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    with pytest.raises(UnsupportedFormatError, match="GGUF"):
+        identify_path(gguf, families=FAMILIES)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(UnsupportedFormatError):
+        identify_path(text, families=FAMILIES)
+    with pytest.raises(FileAccessError):
+        identify_path(tmp_path / "missing.safetensors", families=FAMILIES)
+    for exc_type in (EmptyFileError, NotSafetensorsError, TruncatedFileError, UnsupportedFormatError):
+        assert issubclass(exc_type, HeaderError)
+
+
+def test_extensionless_file_is_sniffed(tmp_path: Path) -> None:
+    path = write_fixture(tmp_path, "lora_sd15_kohya", filename="downloaded_file")
+    assert identify_path(path, families=FAMILIES).family == "sd1"
+
+
+# -- diffusers folders -------------------------------------------------------------------------------
+def _diffusers_folder(root: Path, pipeline: str, components: dict[str, dict[str, Any] | None],
+                      weights: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True)
+    index: dict[str, Any] = {"_class_name": pipeline, "_diffusers_version": "0.30.0"}
+    for comp, cfg in components.items():
+        if cfg is None:
+            index[comp] = [None, None]
+            continue
+        index[comp] = [cfg.pop("_library", "diffusers"), cfg.get("_class_name", "X")]
+        (root / comp).mkdir()
+        name = "scheduler_config.json" if comp == "scheduler" else "config.json"
+        (root / comp / name).write_text(json.dumps(cfg))
+    for comp, fixture in (weights or {}).items():
+        write_fixture(root / comp, fixture, filename="diffusion_pytorch_model.safetensors")
+    (root / "model_index.json").write_text(json.dumps(index))
+    return root
+
+
+SDXL_UNET_CONFIG = {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 2048, "in_channels": 4,
+                    "block_out_channels": [320, 640, 1280], "addition_embed_type": "text_time",
+                    "projection_class_embeddings_input_dim": 2816}
+
+
+def test_diffusers_folders(tmp_path: Path) -> None:
+    sdxl = _diffusers_folder(tmp_path / "sdxl", "StableDiffusionXLPipeline", {
+        "unet": dict(SDXL_UNET_CONFIG), "vae": {"_class_name": "AutoencoderKL", "latent_channels": 4},
+        "text_encoder": {"_library": "transformers", "_class_name": "CLIPTextModel", "hidden_size": 768},
+        "text_encoder_2": {"_library": "transformers", "_class_name": "CLIPTextModelWithProjection",
+                           "hidden_size": 1280},
+        "scheduler": {"_class_name": "EulerDiscreteScheduler", "prediction_type": "epsilon"}},
+        weights={"unet": "unet_sdxl_diffusers"})
+    ident = identify_path(sdxl, families=FAMILIES)
+    assert (ident.family, ident.kind, ident.variant, ident.format) == ("sdxl", "checkpoint", None, "diffusers")
+    assert ident.components == ["unet", "vae", "clip_l", "clip_g"]
+    assert ident.precision == "fp16" and ident.details["prediction"] == "eps"
+
+    sd2v = _diffusers_folder(tmp_path / "sd2", "StableDiffusionPipeline", {
+        "unet": {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 1024, "in_channels": 4,
+                 "block_out_channels": [320, 640, 1280, 1280]},
+        "text_encoder": {"_library": "transformers", "_class_name": "CLIPTextModel", "hidden_size": 1024},
+        "safety_checker": None,
+        "scheduler": {"_class_name": "DDIMScheduler", "prediction_type": "v_prediction"}})
+    ident = identify_path(sd2v, families=FAMILIES)
+    assert (ident.family, ident.variant, ident.components) == ("sd2", "v-prediction", ["unet", "clip_h"])
+
+    inpaint = _diffusers_folder(tmp_path / "inpaint", "StableDiffusionInpaintPipeline", {
+        "unet": {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 768, "in_channels": 9,
+                 "block_out_channels": [320, 640, 1280, 1280]}})
+    assert (identify_path(inpaint, families=FAMILIES).family, identify_path(inpaint, families=FAMILIES).variant) \
+        == ("sd1", "inpaint")
+
+    sd35 = _diffusers_folder(tmp_path / "sd35", "StableDiffusion3Pipeline", {
+        "transformer": {"_class_name": "SD3Transformer2DModel", "num_layers": 38, "qk_norm": "rms_norm"},
+        "text_encoder_3": {"_library": "transformers", "_class_name": "T5EncoderModel", "d_model": 4096}})
+    ident = identify_path(sd35, families=FAMILIES)
+    assert (ident.family, ident.variant, ident.details["generation"]) == ("sd3", "large", "3.5")
+    assert ident.components == ["dit", "t5"]
+
+    schnell = _diffusers_folder(tmp_path / "schnell", "FluxPipeline", {
+        "transformer": {"_class_name": "FluxTransformer2DModel", "guidance_embeds": False, "in_channels": 64}},
+        weights={"transformer": "dit_flux_diffusers"})
+    ident = identify_path(schnell, families=FAMILIES)
+    assert (ident.family, ident.variant, ident.precision) == ("flux", "schnell", "bf16")
+
+
+def test_component_folder_and_broken_folders(tmp_path: Path) -> None:
+    unet = tmp_path / "unet"
+    write_fixture(unet, "unet_sdxl_diffusers", filename="diffusion_pytorch_model.safetensors")
+    (unet / "config.json").write_text(json.dumps(SDXL_UNET_CONFIG))
+    ident = identify_path(unet, families=FAMILIES)
+    assert (ident.family, ident.kind, ident.format) == ("sdxl", "diffusion_model", "diffusers")
+
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    with pytest.raises(UnsupportedFormatError, match="not a diffusers model"):
+        identify_path(empty, families=FAMILIES)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model_index.json").write_text("{not json")
+    with pytest.raises(UnsupportedFormatError, match="not valid JSON"):
+        identify_path(broken, families=FAMILIES)
+
+
+# -- the family table is open to plugins --------------------------------------------------------------
+def _playground_family() -> Family:
+    def match(view: HeaderView) -> FamilyMatch | None:
+        if view.has("edm_mean") and view.model.dim("label_emb.0.0.weight", 1) == 2816:
+            return FamilyMatch(components=["unet"], details={"prediction": "edm"},
+                               evidence=[Evidence("family", "playground_v25", "edm_mean/edm_std on an SDXL UNet")])
+        return None
+
+    return Family("playground_v25", match, priority=10, latent_channels=4, aliases=("pg25",))
+
+
+def test_plugin_family_takes_priority_through_the_registry(tmp_path: Path, plugin_registration) -> None:  # type: ignore[no-untyped-def]
+    tensors = {k: tuple(v) for k, v in load_spec("sdxl_base")["tensors"].items()}
+    tensors.update({"edm_mean": ("F32", [1, 4, 1, 1]), "edm_std": ("F32", [1, 4, 1, 1])})
+    path = write_sparse(tmp_path / "playground.safetensors", tensors)
+    assert identify_path(path).family == "sdxl"  # built-ins only, through the plugin manager
+
+    class PlaygroundPlugin:
+        @hookimpl
+        def register_families(self, register: Any) -> None:
+            register(_playground_family())
+
+    plugin_registration(PlaygroundPlugin(), "playground")
+    ident = identify_path(path)
+    assert (ident.family, ident.kind) == ("playground_v25", "checkpoint")
+    assert ident.components == ["unet", "vae", "clip_l", "clip_g"]
+    assert identify_path(write_fixture(tmp_path, "sd15")).family == "sd1"  # the others still work
+
+
+# -- CLI -----------------------------------------------------------------------------------------------
+def test_cli_identify_json_and_errors(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = write_fixture(tmp_path, "flux_schnell")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 4)
+    result = run_cli("identify", "--json", str(good), str(bad))
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert (data[0]["family"], data[0]["kind"], data[0]["variant"]) == ("flux", "diffusion_model", "schnell")
+    assert data[1]["error_type"] == "TruncatedFileError" and str(bad) in data[1]["error"]
+    text = run_cli("identify", str(good))
+    assert text.exit_code == 0
+    assert "flux diffusion model (schnell), bf16" in text.stdout
+    assert "img_in.weight shape [3072, 64]" in text.stdout
+
+
+def test_cli_info_reports_the_contract_words(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_fixture(tmp_path, "lora_sdxl_kohya")
+    result = run_cli("info", "--json", str(path))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["family"], data["kind"], data["variant"]) == ("sdxl", "lora", None)
+    assert data["lora"]["format"] == "kohya" and data["lora"]["parts"] == ["unet", "te1", "te2"]
