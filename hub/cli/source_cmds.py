@@ -11,7 +11,6 @@ from ..errors import SdhubError
 from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
 
 
-
 @cli.command()
 @click.argument("query", required=False, default="")
 @click.option("--source", "sources", multiple=True, default=("all",), show_default=True,
@@ -28,7 +27,6 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
            period: str | None, limit: int, nsfw: bool, cursor: str | None, as_json: bool) -> None:
     """Search Civitai, LiblibAI and Hugging Face; every row has a reference ready for `sdhub install`."""
     from ..install import search as do_search
-
     from ..plugins import get_registry
 
     known = get_registry("sources")  # built-in and plugin sources alike
