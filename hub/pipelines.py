@@ -102,7 +102,7 @@ class Runner(ABC):
     def generate(self, request: GenerateRequest) -> list[Any]:
         """Run txt2img and return PIL images (one per ``request.num_images``)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract on purpose
         """Free memory held by the model (optional)."""
 
 

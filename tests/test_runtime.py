@@ -313,7 +313,7 @@ def test_single_file_without_configs_offline_says_what_to_do() -> None:
         hub.pipeline(m.single_file, family="sd1", offline=True)
 
 
-def test_configs_are_fetched_through_the_hf_source_then_work_offline(fake_hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configs_are_fetched_through_the_hf_source_then_work_offline(fake_hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     from tests.fake_hf import HFRepo
 
     m = tiny_model("sd1")
