@@ -90,3 +90,22 @@ def test_locked_catalogue_gives_one_clear_line(tmp_path: Path, run_cli, monkeypa
     assert "is locked by another process" in result.stderr
     assert "Traceback" not in result.output
     assert Catalogue(f"sqlite:///{db}").count() == 0
+
+
+def test_many_processes_creating_a_new_catalogue_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from hub.catalogue import Catalogue; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "c = Catalogue('sqlite:///' + sys.argv[1]); print(c.schema_version())")
+    for round_ in range(3):
+        db = tmp_path / f"race{round_}" / "registry.db"
+        import time
+
+        start_at = str(time.time() + 1.0)
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(db), start_at], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1] for o in outs]
+        assert [o[0].strip() for o in outs] == [str(SCHEMA_VERSION)] * 4

@@ -9,6 +9,7 @@ never leaves a half-registered file.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _is_creation_race(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc) or exc).lower()
+    return "already exists" in text or "unique constraint" in text or "duplicate" in text or "locked" in text
+
+
 def _describe_db_error(url: str, exc: BaseException) -> str:
     text = str(getattr(exc, "orig", exc) or exc)
     if "locked" in text or "busy" in text:
@@ -88,30 +94,41 @@ class Catalogue:
 
     # -- schema ------------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
-        try:
-            tables = set(inspect(self.engine).get_table_names())
-            if "schema_meta" in tables:
-                with self._sessions() as s:
-                    row = s.get(SchemaMeta, "schema_version")
-                found = int(row.value) if row else 0
-                if found > SCHEMA_VERSION:
-                    raise SchemaTooNewError(
-                        f"the catalogue at {self.url} has schema version {found}, newer than this sdhub "
-                        f"understands ({SCHEMA_VERSION}); upgrade sdhub (pip install -U sdhub)"
-                    )
-                if found < SCHEMA_VERSION:
-                    self._migrate(found)
+        for attempt in range(5):
+            try:
+                self._check_or_create_schema()
                 return
-            known = {t.name for t in Base.metadata.sorted_tables}
-            if tables and not tables & known:
-                raise CatalogueError(f"the database at {self.url} has other tables and is not an sdhub catalogue")
-            Base.metadata.create_all(self.engine)
-            with self._sessions.begin() as s:
-                s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
-        except CatalogueError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+            except CatalogueError:
+                raise
+            except (SQLAlchemyError, OSError) as exc:
+                # Two processes opening a brand-new catalogue at once both try to create it; the
+                # loser sees "already exists" or a duplicate version row. Once the winner has
+                # committed, checking again simply passes.
+                if attempt < 4 and _is_creation_race(exc):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+
+    def _check_or_create_schema(self) -> None:
+        tables = set(inspect(self.engine).get_table_names())
+        if "schema_meta" in tables:
+            with self._sessions() as s:
+                row = s.get(SchemaMeta, "schema_version")
+            found = int(row.value) if row else 0
+            if found > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"the catalogue at {self.url} has schema version {found}, newer than this sdhub "
+                    f"understands ({SCHEMA_VERSION}); upgrade sdhub (pip install -U sdhub)"
+                )
+            if found < SCHEMA_VERSION:
+                self._migrate(found)
+            return
+        known = {t.name for t in Base.metadata.sorted_tables}
+        if tables and not tables & known:
+            raise CatalogueError(f"the database at {self.url} has other tables and is not an sdhub catalogue")
+        Base.metadata.create_all(self.engine)
+        with self._sessions.begin() as s:
+            s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
 
     def _migrate(self, found: int) -> None:
         """Bring an older schema up to date. Version 1 is the first; later versions add steps here."""
