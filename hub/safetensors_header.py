@@ -253,7 +253,7 @@ class _Census:
     def __init__(self, raw: bytes, doc: dict[str, Any], metadata: dict[str, str], had_metadata: bool) -> None:
         entries = doc.values()
         inner_keys = sum(map(len, entries)) if set(map(type, entries)) <= {dict} else -1
-        plain = inner_keys == 3 * len(doc) and not (b"\\" in raw and b"\\u" in raw)
+        plain = inner_keys == 3 * len(doc) and not _has_unicode_escape(raw)
         if not plain:
             self.pairs_match = self.numbers_plain = False
             return
@@ -266,6 +266,15 @@ class _Census:
         self.pairs_match = colons - n_colons - m_colons == pairs
         self.numbers_plain = (minus - n_minus - m_minus == 0
                               and e - n_e - m_e - 3 * len(doc) - had_metadata == 0)
+
+
+def _has_unicode_escape(raw: bytes) -> bool:
+    """Whether a ``\\u`` escape occurs; searched only between the first and last backslash
+    (memchr-fast), which in practice is the metadata block at the start of the header."""
+    first = raw.find(b"\\")
+    if first < 0:
+        return False
+    return raw.find(b"\\u", first, raw.rfind(b"\\") + 2) >= 0
 
 
 def _find_duplicate(text: str, path: str) -> None:

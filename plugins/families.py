@@ -197,29 +197,8 @@ def match_sdxl_refiner(view: HeaderView) -> FamilyMatch | None:
 
 
 # -- UNet LoRAs -------------------------------------------------------------------------------------
-_LORA_CROSS_PATHS = (
-    # diffusers names (kohya SD1/SD2, diffusers/PEFT for every UNet family)
-    [f"down_blocks.{b}.attentions.{a}.transformer_blocks.0.attn2.to_{kv}"
-     for b in range(3) for a in range(2) for kv in ("k", "v")]
-    + [f"mid_block.attentions.0.transformer_blocks.0.attn2.to_{kv}" for kv in ("k", "v")]
-    + [f"up_blocks.{b}.attentions.{a}.transformer_blocks.0.attn2.to_{kv}"
-       for b in range(4) for a in range(3) for kv in ("k", "v")]
-    # SGM/LDM names (kohya SDXL, ComfyUI-native)
-    + [f"input_blocks.{i}.1.transformer_blocks.0.attn2.to_{kv}" for i in (1, 2, 4, 5, 7, 8) for kv in ("k", "v")]
-    + [f"middle_block.1.transformer_blocks.0.attn2.to_{kv}" for kv in ("k", "v")]
-    + [f"output_blocks.{i}.1.transformer_blocks.0.attn2.to_{kv}" for i in range(12) for kv in ("k", "v")]
-)
 # Self-attention of the second and later transformer blocks: only SDXL-class UNets have them.
-_LORA_DEEP_PATHS = (
-    [f"input_blocks.{i}.1.transformer_blocks.{t}.attn1.to_q" for i in (4, 5, 7, 8) for t in range(1, 10)]
-    + [f"middle_block.1.transformer_blocks.{t}.attn1.to_q" for t in range(1, 10)]
-    + [f"output_blocks.{i}.1.transformer_blocks.{t}.attn1.to_q" for i in range(9) for t in range(1, 10)]
-    + [f"down_blocks.{b}.attentions.{a}.transformer_blocks.{t}.attn1.to_q"
-       for b in range(1, 3) for a in range(2) for t in range(1, 10)]
-    + [f"mid_block.attentions.0.transformer_blocks.{t}.attn1.to_q" for t in range(1, 10)]
-    + [f"up_blocks.{b}.attentions.{a}.transformer_blocks.{t}.attn1.to_q"
-       for b in range(3) for a in range(3) for t in range(1, 10)]
-)
+_DEEP_FRAGMENTS = tuple(f"transformer_blocks.{t}.attn1." for t in range(1, 10))
 _TE_PATHS = [f"text_model.encoder.layers.{i}.{m}" for i in range(32)
              for m in ("self_attn.q_proj", "self_attn.k_proj", "mlp.fc1")]
 
@@ -233,11 +212,12 @@ def _memo(lv: LoraView, key: str, compute: Any) -> Any:
 
 def lora_cross_attention(lv: LoraView) -> LoraModule | None:
     """The first adapted cross-attention K/V projection (its in-features = the text context width)."""
-    return _memo(lv, "cross", lambda: lv.first(_LORA_CROSS_PATHS))
+    return _memo(lv, "cross", lambda: lv.find("attn2.to_k", "attn2.to_v"))
 
 
 def lora_deep_block(lv: LoraView) -> LoraModule | None:
-    return _memo(lv, "deep", lambda: lv.first(_LORA_DEEP_PATHS))
+    """A self-attention layer of a second-or-later transformer block (UNet LoRAs only)."""
+    return _memo(lv, "deep", lambda: lv.find(*_DEEP_FRAGMENTS) if lv.find("attn1.to_q", "attn1.to_k") else None)
 
 
 def lora_single_te_width(lv: LoraView) -> LoraModule | None:
@@ -386,15 +366,13 @@ def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
     if lv.has_path_prefix("single_blocks.") or lv.has_path_prefix("single_transformer_blocks.") \
             or lv.has_path_prefix("double_blocks."):
         return None
-    module = lv.first([f"joint_blocks.{i}.{b}.attn.qkv" for i in range(38) for b in ("x_block", "context_block")]
-                      + [f"joint_blocks.{i}.x_block.mlp.fc1" for i in range(38)])
     blocks = "joint_blocks."
-    if module is None:  # diffusers/PEFT names; no single-stream blocks, so not Flux
-        module = lv.first([f"transformer_blocks.{i}.attn.{p}" for i in range(38)
-                           for p in ("to_q", "add_q_proj", "to_k", "add_k_proj")])
+    module = lv.find("x_block.attn.qkv", "context_block.attn.qkv", "x_block.mlp.fc1", "context_block.mlp.fc1")
+    if module is None and lv.has_path_prefix("transformer_blocks."):  # diffusers/PEFT names (no single blocks)
         blocks = "transformer_blocks."
-        if module is None:
-            return None
+        module = lv.find(".attn.to_q", ".attn.add_q_proj", ".attn.to_k", ".attn.add_k_proj")
+    if module is None:
+        return None
     hidden = module.in_features
     if hidden not in (1536, 2432):
         return None
@@ -404,7 +382,7 @@ def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
                 Evidence("variant", variant, f"hidden {hidden} = 64 x {hidden // 64} blocks (SD3 {variant}); "
                                              f"highest adapted block index {depth - 1}")]
     details: dict[str, Any] = {"hidden_size": hidden, "requires_variant": variant}
-    if lv.has_path_prefix("joint_blocks.0.x_block.attn2.") or lv.has_path_prefix("transformer_blocks.0.attn2."):
+    if lv.find("x_block.attn2.", ".attn2.to_q"):
         details["generation"] = "3.5"
     return FamilyMatch(variant=variant, evidence=evidence, details=details)
 
@@ -471,16 +449,8 @@ def match_flux(view: HeaderView) -> FamilyMatch | None:
     return FamilyMatch(variant=variant, components=["dit"], evidence=evidence, details=details)
 
 
-_FLUX_LORA_PATHS = (
-    [f"double_blocks.{i}.{s}" for i in range(19) for s in ("img_attn.qkv", "txt_attn.qkv", "img_mod.lin",
-                                                            "img_attn.proj", "img_mlp.0", "processor.qkv_lora1",
-                                                            "processor.proj_lora1")]
-    + [f"single_blocks.{i}.{s}" for i in range(38) for s in ("linear1", "modulation.lin")]
-    + [f"single_transformer_blocks.{i}.{s}" for i in range(38) for s in ("attn.to_q", "attn.to_k", "proj_mlp",
-                                                                         "norm.linear")]
-    + [f"transformer_blocks.{i}.{s}" for i in range(19) for s in ("attn.to_q", "attn.add_q_proj", "attn.to_k",
-                                                                  "ff.net.0.proj", "norm1.linear")]
-)
+_FLUX_LORA_FRAGMENTS = ("img_attn.qkv", "txt_attn.qkv", "img_mod.lin", "img_mlp.0", "processor.qkv_lora1",
+                        ".linear1", "modulation.lin", ".attn.to_q", ".attn.add_q_proj", ".attn.to_k", ".proj_mlp")
 
 
 def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
@@ -491,7 +461,7 @@ def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
         return FamilyMatch(variant=FLUX_IN_VARIANTS[control.in_features], evidence=[
             Evidence("family", "flux", f"{control.key}: img_in adapted from {control.in_features} to "
                                        f"{control.out_features} features (Flux control/fill LoRA)")])
-    module = lv.first(_FLUX_LORA_PATHS)
+    module = lv.find(*_FLUX_LORA_FRAGMENTS)
     if module is None or module.in_features != FLUX_HIDDEN:
         return None
     if not flux_names and not (lv.has_path_prefix("transformer_blocks.0.attn.add_q_proj")

@@ -143,8 +143,9 @@ def test_loras(fixture_dir: Path, name: str) -> None:
     assert (ident.family, ident.kind, ident.variant) == (family, "lora", variant)
     assert ident.lora is not None
     assert (ident.lora.format, ident.lora.rank, ident.lora.parts, ident.lora.target) == (fmt, rank, parts, family)
-    assert ident.lora.modules > 0
     names = set(load_spec(name)["tensors"])
+    per_module = (".lora_down.weight", ".lora_A.weight", ".hada_w1_a", ".lokr_w1")
+    assert ident.lora.modules == sum(1 for n in names if n.endswith(per_module))
     assert cites_a_real_key(ident.evidence, names), [str(e) for e in ident.because("family")]
     assert not ident.warnings
 

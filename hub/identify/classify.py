@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Sequence
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 from .family import Family, FamilyMatch
@@ -128,7 +128,11 @@ def precision_of(raw: dict[str, dict[str, Any]], names: Sequence[str] | None = N
     if len(distinct) == 1:
         only = dtypes[0]
         return PRECISION_NAMES.get(only, only.lower()), f"all {len(entries)} tensors are {only}"
-    sizes = list(map(_nbytes, entries))
+    try:
+        flat = list(chain.from_iterable(map(operator.itemgetter("data_offsets"), entries)))
+        sizes = list(map(operator.sub, flat[1::2], flat[0::2]))
+    except KeyError:  # a scanned pickle: no offsets, size from dtype x shape
+        sizes = list(map(_nbytes, entries))
     total = sum(sizes) or 1
     shares = sorted(((sum(compress(sizes, map(operator.eq, dtypes, repeat(d)))), d) for d in distinct), reverse=True)
     floats = [(n, d) for n, d in shares if d in PRECISION_NAMES] or shares

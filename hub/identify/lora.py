@@ -18,6 +18,7 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import repeat
 from typing import Any
 
@@ -64,7 +65,16 @@ ROLES: dict[str, str] = {
 # One key per adapted module (for counting modules).
 PRIMARY_SUFFIXES = (".lora_down.weight", ".lora_A.weight", ".lora_A.default.weight", ".hada_w1_a",
                     ".lokr_w1", ".lokr_w1_a", ".oft_blocks", ".a1.weight", ".down.weight")
-_SAMPLE = 256
+_SAMPLE = 128
+# the key every adapted module has exactly once, per algorithm (alternatives counted together)
+_PRIMARY_BY_ALGO = {"lora": (".lora_down.weight",), "peft": (".lora_A.weight",), "loha": (".hada_w1_a",),
+                    "lokr": (".lokr_w1",), "attnproc": (".down.weight",), "oft": (".oft_blocks",),
+                    "glora": (".a1.weight",), "full": (".diff",)}
+_PRIMARY_BY_ALGO_GROUP = {".lora_down.weight": (".lora_down.weight",),
+                          ".lora_A.weight": (".lora_A.weight", ".lora_A.default.weight"),
+                          ".hada_w1_a": (".hada_w1_a",), ".lokr_w1": (".lokr_w1", ".lokr_w1_a"),
+                          ".down.weight": (".down.weight",), ".oft_blocks": (".oft_blocks",),
+                          ".a1.weight": (".a1.weight",), ".diff": (".diff",)}
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,34 @@ class LoraView:
                 return module
         return None
 
+    @cached_property
+    def _blob(self) -> str:
+        return "\n" + "\n".join(self.view.sorted_names) + "\n"
+
+    def find(self, *fragments: str) -> LoraModule | None:
+        """The first adapted module whose name contains one of ``fragments`` (dotted module-path
+        pieces such as ``"attn2.to_k"``; kohya's underscore spelling is tried too).
+
+        One C-speed substring search over the joined names per spelling, so matchers can ask for
+        "any cross-attention K projection" without enumerating every block path.
+        """
+        blob = self._blob
+        for fragment in fragments:
+            for spelling in dict.fromkeys((fragment, fragment.replace(".", "_"))):
+                start = 0
+                while True:
+                    i = blob.find(spelling, start)
+                    if i < 0:
+                        break
+                    line_start = blob.rfind("\n", 0, i) + 1
+                    line_end = blob.find("\n", i)
+                    base = _module_name(blob[line_start:line_end])
+                    module = self.module(base) if base is not None else None
+                    if module is not None:
+                        return module
+                    start = line_end
+        return None
+
     def has_path_prefix(self, path_prefix: str, part: str = "unet") -> str | None:
         """The file prefix of the first key under ``path_prefix`` in any naming, or None."""
         for prefix, style in self.schemes.get(part, ()):
@@ -221,6 +259,10 @@ class LoraView:
         lokr = self._lokr(name)
         if lokr is not None:
             return lokr
+        xdown = shape(raw, name + ".down.weight")  # XLabs / attention-processor LoRAs
+        if xdown is not None and len(xdown) == 2:
+            xup = shape(raw, name + ".up.weight")
+            return LoraModule(name + ".down.weight", "lora", xdown[1], xup[0] if xup else None, xdown[0])
         diff = shape(raw, name + ".diff")
         if diff is not None and len(diff) >= 2:
             return LoraModule(name + ".diff", "full", diff[1], diff[0], None)
@@ -251,13 +293,21 @@ class LoraView:
     def algorithms(self) -> Counter[str]:
         return Counter(r for r in map(role_of, sample_names(self.view.sorted_names, _SAMPLE)) if r is not None)
 
-    def module_count(self) -> int:
+    def module_count(self, algos: Counter[str] | None = None) -> int:
+        """Adapted modules: one count of the main algorithm's per-module key over the joined names."""
+        algos = algos if algos is not None else self.algorithms()
+        suffixes = [s for algo, _ in algos.most_common() for s in _PRIMARY_BY_ALGO.get(algo, ())]
+        blob = self._blob
+        for suffix in suffixes:
+            n = sum(blob.count(f"{s}\n") for s in _PRIMARY_BY_ALGO_GROUP[suffix])
+            if n:
+                return n
         return sum(map(str.endswith, self.view.sorted_names, repeat(PRIMARY_SUFFIXES)))
 
     def ranks(self) -> Counter[int]:
         """Ranks of a sample of modules (LoRA files are homogeneous; rank is the mode)."""
         counts: Counter[int] = Counter()
-        for name in sample_names(self.view.sorted_names, _SAMPLE):
+        for name in sample_names(self.view.sorted_names, _SAMPLE // 2):
             base = _module_name(name)
             if base is None:
                 continue
@@ -278,7 +328,7 @@ def _module_name(key: str) -> str | None:
         head, _, last = head.rpartition(".")
         if last == "default":
             head, _, last = head.rpartition(".")
-    return head if last in ROLES else None
+    return head if last in ROLES or last in ("down", "up") else None
 
 
 def lora_format(lv: LoraView, algos: Counter[str], metadata: dict[str, str]) -> tuple[str, str]:
@@ -339,7 +389,7 @@ def analyse(view: HeaderView) -> tuple[LoraInfo, LoraView, list[Any]]:
         evidence.append(Evidence("lora.rank", rank, f"most common rank of sampled modules (ranks seen: "
                                                     f"{sorted(ranks)})" + (f"; ss_network_dim={meta_dim}"
                                                                             if meta_dim else "")))
-    info = LoraInfo(format=fmt, rank=rank, parts=parts, modules=lv.module_count(), ranks=sorted(ranks),
+    info = LoraInfo(format=fmt, rank=rank, parts=parts, modules=lv.module_count(algos), ranks=sorted(ranks),
                     alpha=network_alpha(view.metadata), network_module=view.metadata.get("ss_network_module"),
                     dora="dora" in algos)
     return info, lv, evidence
