@@ -555,13 +555,22 @@ def search(
     for source in chosen:
         try:
             page = source.search(ctx, q)
-        except SdhubError as exc:
-            report.errors[source.name] = str(exc)
+        except Exception as exc:  # one source (maybe a third-party plugin's) failing must not hide the others
+            report.errors[source.name] = source_failure(source.name, "search", exc)
             continue
         report.results.extend(page.results)
         if page.next_cursor:
             report.next_cursors[source.name] = page.next_cursor
     return report
+
+
+def source_failure(name: str, action: str, exc: BaseException) -> str:
+    """A one-line reason for a source's failure; unexpected exceptions name the source as the culprit."""
+    if isinstance(exc, SdhubError):
+        return str(exc)
+    if isinstance(exc, NotImplementedError):
+        return f"source {name!r} does not support {action}"
+    return f"source {name!r} failed in {action}: {type(exc).__name__}: {exc}"
 
 
 # -- lookup ---------------------------------------------------------------------------------------
@@ -594,10 +603,10 @@ def lookup(
             break
         try:
             found = source.lookup_hashes(ctx, pending)
-        except SdhubError as exc:
+        except Exception as exc:  # as in search: report the source, ask the next one
             for sha in pending:
                 for res, _rec in by_sha[sha]:
-                    res.error = f"{source.name}: {exc}"
+                    res.error = f"{source.name}: {source_failure(source.name, 'lookup', exc)}"
             continue
         for sha, info in found.items():
             for res, rec in by_sha.get(sha, []):

@@ -125,6 +125,9 @@ def _bad(text: str, why: str) -> BadReferenceError:
     return BadReferenceError(f"cannot understand reference {text!r}: {why}\n{ACCEPTED_FORMS}")
 
 
+_PLUGIN_SCHEME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+
+
 def parse(text: str | Ref, *, hosts: Mapping[str, str] | None = None) -> Ref:
     """Parse any accepted form into a :class:`Ref`; raise :class:`BadReferenceError` listing the forms.
 
@@ -157,12 +160,28 @@ def parse(text: str | Ref, *, hosts: Mapping[str, str] | None = None) -> Ref:
             return _parse_hash(raw, None if key == "hash" else key, rest.strip())
         if "/" in scheme or "\\" in scheme or len(scheme) == 1:
             raise _bad(raw, "this looks like a file path; use `sdhub scan` / `sdhub add` for local files")
+        if _PLUGIN_SCHEME.match(key):
+            return _parse_plugin(raw, key, rest.strip())
         raise _bad(raw, f"unknown scheme {scheme!r}")
     if _HEX.match(text) and len(text) in BARE_HASH_LENGTHS:
         return Ref(scheme="hash", text=raw, hash_kind=None, hash_value=text.lower())
     if _HEX.match(text):
         raise _bad(raw, f"a bare hash must have 8, 10, 12 or 64 hex digits, this one has {len(text)}")
     raise _bad(raw, "no scheme (civitai:, hf:, liblib:, sha256:…) and not a URL or hash")
+
+
+def _parse_plugin(raw: str, scheme: str, rest: str) -> Ref:
+    """``<scheme>:<model id>[@<version id>][/<file>]`` for sources that plugins add.
+
+    Whether a source owns the scheme is decided when the reference is used (``sources.source_for``),
+    which names the installed sources when none does; parsing stays free of the plugin manager.
+    """
+    ids, _, file_part = rest.partition("/")
+    model_id, _, version_id = ids.partition("@")
+    if not model_id.strip():
+        raise _bad(raw, f"{scheme}: needs a model id, e.g. {scheme}:<id>[@<version>]")
+    return Ref(scheme=scheme, text=raw, model_id=model_id.strip(), version_id=version_id.strip() or None,
+               file=file_part.strip() or None)
 
 
 def _parse_hash(raw: str, kind: str | None, value: str) -> Ref:

@@ -12,6 +12,7 @@ anything else.
 
 from __future__ import annotations
 
+import difflib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -347,10 +348,16 @@ def get_source(name: str) -> Source:
 
 
 def source_for(ref: Ref, sources: Iterable[Source] | None = None) -> Source:
-    for source in sources if sources is not None else get_sources():
+    candidates = list(sources) if sources is not None else get_sources()
+    for source in candidates:
         if source.handles(ref):
             return source
-    raise SourceError(f"no registered source handles {ref.canonical()!r} (is its plugin disabled by SDHUB_PLUGINS?)")
+    names = sorted({s.name for s in candidates})
+    close = difflib.get_close_matches(ref.scheme, names, n=1)
+    hint = f"; did you mean {close[0]}:?" if close else " (is its plugin installed, or disabled by SDHUB_PLUGINS?)"
+    raise SourceError(
+        f"no registered source handles {ref.canonical()!r}: installed sources are {', '.join(names) or 'none'}{hint}"
+    )
 
 
 def url_hosts(settings: Settings, sources: Iterable[Source] | None = None) -> dict[str, str]:

@@ -293,3 +293,40 @@ def test_duplicate_source_name_is_refused_unless_overriding(plugin_registration)
 
     plugin_registration(Replacer(), "replacer")
     assert isinstance(plugins.get_registry("sources").get("civitai"), FakeCivitai)
+
+
+def test_a_plugin_source_that_crashes_does_not_hide_the_others(plugin_registration, run_cli) -> None:  # type: ignore[no-untyped-def]
+    from hub.sources import SearchPage, SearchResult, Source
+
+    class Broken(Source):
+        name = "broken"
+
+        def search(self, ctx, query):  # type: ignore[no-untyped-def]
+            raise KeyError("results")
+
+        def plan(self, ctx, ref):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class Working(Source):
+        name = "working"
+
+        def search(self, ctx, query):  # type: ignore[no-untyped-def]
+            return SearchPage([SearchResult(source="working", ref="working:1", name="still here")])
+
+        def plan(self, ctx, ref):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class Both:
+        __name__ = "both"
+
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            register(Broken())
+            register(Working())
+
+    plugin_registration(Both(), "both")
+    result = run_cli("search", "x", "--source", "broken", "--source", "working")
+    assert result.exit_code == 0
+    assert "still here" in result.stdout
+    assert "broken search failed: source 'broken' failed in search: KeyError" in result.stderr
+    assert "Traceback" not in result.output

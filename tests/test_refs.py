@@ -100,7 +100,7 @@ def test_configured_hosts_are_recognised():
         ("https://civitai.com/images/123", "not a Civitai model page"),
         ("https://huggingface.co/datasets/org/ds", "datasets and spaces"),
         ("urn:air:sdxl:lora:tensorart:1@2", "AIR source 'tensorart'"),
-        ("gopher:1", "unknown scheme"),
+        ("9gag:1", "unknown scheme"),
         ("C:\\models\\x.safetensors", "looks like a file path"),
         ("just some words", "no scheme"),
     ],
@@ -117,3 +117,18 @@ def test_hf_ref_properties():
     ref = parse("hf:org/repo/x.safetensors@dev")
     assert (ref.repo_id, ref.path_in_repo, ref.revision) == ("org/repo", "x.safetensors", "dev")
     assert parse("civitai:1").repo_id is None
+
+
+def test_plugin_schemes_parse_generically() -> None:
+    ref = parse("shelf:abc@v2/style.safetensors")
+    assert (ref.scheme, ref.model_id, ref.version_id, ref.file) == ("shelf", "abc", "v2", "style.safetensors")
+    with pytest.raises(BadReferenceError, match="shelf: needs a model id"):
+        parse("shelf:")
+
+
+def test_unowned_scheme_is_refused_when_used(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("install", "--dry-run", "civitia:4201")
+    assert result.exit_code == 1
+    assert "no registered source handles 'civitia:4201'" in result.stderr
+    assert "did you mean civitai:?" in result.stderr
+    assert "Traceback" not in result.output
