@@ -287,7 +287,7 @@ class _Hashers:
 class _Chunk:
     """One filled buffer on its way through the hashing threads."""
 
-    __slots__ = ("slot", "view", "offset", "_pending", "_lock", "_free")
+    __slots__ = ("_free", "_lock", "_pending", "offset", "slot", "view")
 
     def __init__(self, slot: int, view: memoryview, offset: int, users: int, free: queue.SimpleQueue[int]) -> None:
         self.slot = slot
@@ -324,7 +324,7 @@ class _HashThread:
             try:
                 if self.error is None:
                     self.feed(chunk.view, chunk.offset)
-            except BaseException as exc:  # reported by the reader; the buffer must still go back
+            except Exception as exc:  # noqa: BLE001 - re-raised by the reader thread
                 self.error = exc
             finally:
                 chunk.release()

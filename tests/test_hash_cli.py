@@ -125,7 +125,7 @@ def test_needs_at_least_one_path(runner: CliRunner) -> None:
 
 def test_progress_bar_for_people_only(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a terminal the bar (bytes/s, ETA) goes to stderr; the table on stdout stays clean."""
-    import hub.cli.fingerprint_cmds as fingerprint_cmds
+    from hub.cli import fingerprint_cmds
 
     big = tmp_path / "big.ckpt"
     big.write_bytes(bytes(5 * MiB))

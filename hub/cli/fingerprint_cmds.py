@@ -15,7 +15,15 @@ import click
 
 from ..errors import SdhubError
 from ..fingerprint import Fingerprints, fingerprint_file
-from .base import cli, emit_json, human_size, json_option, print_table, progress_enabled, quiet_option
+from .base import (
+    cli,
+    emit_json,
+    human_size,
+    json_option,
+    print_table,
+    progress_enabled,
+    quiet_option,
+)
 
 
 def _display_rows(fp: Fingerprints) -> list[tuple[str, str]]:
