@@ -116,7 +116,7 @@ def test_sd3_file_without_t5_runs_without_it() -> None:
     assert a.shape == b.shape and not np.array_equal(a, b)  # T5 embeddings are zeros without it
 
 
-def test_refiner_hand_off_changes_the_last_steps() -> None:
+def test_refiner_hand_off_changes_the_last_steps(tmp_path: Path) -> None:
     base = tiny_model("sdxl")
     refiner = tiny_model("sdxl_refiner")
     plain = hub.pipeline(base.diffusers_dir, family="sdxl", sampler="euler")
@@ -128,6 +128,16 @@ def test_refiner_hand_off_changes_the_last_steps() -> None:
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert steps[-1] == (4, 4) and len(steps) == 4
+    # The refiner as an original-layout single file (configs from --config-dir/<family>) gives the same image.
+    configs = tmp_path / "configs"
+    shutil.copytree(refiner.config_dir, configs / "sdxl_refiner")
+    shutil.copytree(base.config_dir, configs / "sdxl")
+    from_files = hub.pipeline(base.single_file, family="sdxl", sampler="euler", config_dir=configs,
+                              refiner=refiner.single_file, refiner_switch=0.5)
+    assert from_files.runner.refiner.unet.state_dict().keys() == refined.runner.refiner.unet.state_dict().keys()
+    for key, value in refined.runner.refiner.unet.state_dict().items():
+        assert torch.equal(from_files.runner.refiner.unet.state_dict()[key], value), key
+    assert np.array_equal(a, pixels(from_files.generate("a red fox", steps=4, seed=5, **SIZE)))
 
 
 # -- LoRAs ------------------------------------------------------------------------------------------------------

@@ -404,7 +404,7 @@ def original_state_dict(pipe: Any, family: str, include_t5: bool = True) -> dict
     sd: dict[str, Any] = {}
     n_vae_blocks = len(pipe.vae.config.block_out_channels)
     sd.update(vae_to_original(pipe.vae.state_dict(), n_vae_blocks))
-    if family in ("sd1", "sdxl"):
+    if family in ("sd1", "sdxl", "sdxl_refiner"):
         cfg = pipe.unet.config
         for key, value in pipe.unet.state_dict().items():
             sd["model.diffusion_model." + unet_key_to_original(key, cfg)] = value
@@ -413,6 +413,8 @@ def original_state_dict(pipe: Any, family: str, include_t5: bool = True) -> dict
     elif family == "sdxl":
         sd.update(clip_to_original(pipe.text_encoder.state_dict(), "conditioner.embedders.0.transformer."))
         sd.update(openclip_to_original(pipe.text_encoder_2.state_dict(), "conditioner.embedders.1.model."))
+    elif family == "sdxl_refiner":  # the refiner's only text encoder is OpenCLIP-G, embedder 0
+        sd.update(openclip_to_original(pipe.text_encoder_2.state_dict(), "conditioner.embedders.0.model."))
     elif family == "sd3":
         sd.update(sd3_transformer_to_original(pipe.transformer.state_dict(), pipe.transformer.config.num_layers))
         sd.update(clip_to_original(pipe.text_encoder.state_dict(), "text_encoders.clip_l.transformer."))
@@ -465,8 +467,7 @@ def tiny_model(family: str) -> TinyModel:
     config_dir = root / "config"
     shutil.copytree(diffusers_dir, config_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     single = root / f"tiny_{family}.safetensors"
-    if family in ("sd1", "sdxl", "sd3"):
-        save_file(original_state_dict(pipe, family), str(single), metadata={"format": "pt"})
+    save_file(original_state_dict(pipe, family), str(single), metadata={"format": "pt"})
     return TinyModel(family, diffusers_dir, single, config_dir)
 
 
