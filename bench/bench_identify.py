@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.identify import identify_path, registered_families  # noqa: E402
-from tests.headers import fixture_names, load_spec, write_fixture  # noqa: E402
+from hub.identify import identify_path, registered_families
+from tests.headers import fixture_names, load_spec, write_fixture
 
 PER_FILE = ["sd15", "sd15_inpaint", "sdxl_base", "sd3_medium", "sd35_large", "flux_dev", "flux_dev_fp8_aio",
             "vae_sdxl", "te_t5xxl", "lora_sd15_kohya", "lora_sdxl_kohya", "lora_sdxl_lokr", "lora_flux_kohya"]
@@ -69,8 +69,8 @@ def main() -> int:
         for name in PER_FILE:
             path = write_fixture(root / "single", name)
             identify_path(path, families=families)  # warm the page cache and imports
-            med, best = timed(lambda: identify_path(path, families=families), args.runs)
-            lib_med, _ = timed(lambda: lib_header(path), max(5, args.runs // 3))
+            med, best = timed(lambda p=path: identify_path(p, families=families), args.runs)
+            lib_med, _ = timed(lambda p=path: lib_header(p), max(5, args.runs // 3))
             ident = identify_path(path, families=families)
             per_file[name] = med
             result = f"{ident.family}/{ident.kind}/{ident.variant}"
@@ -89,8 +89,8 @@ def main() -> int:
             for name in LOADABLE:
                 path = root / "single" / f"{name}.safetensors"
                 load_file(path, backend="pread")  # warm
-                lmed, _ = timed(lambda: load_file(path, backend="pread"), args.load_runs)
-                mmed, _ = timed(lambda: load_file(path), args.load_runs)
+                lmed, _ = timed(lambda p=path: load_file(p, backend="pread"), args.load_runs)
+                mmed, _ = timed(lambda p=path: load_file(p), args.load_runs)
                 print(f"   {name:22s} {path.stat().st_size / 1e6:7.0f} MB  load_file(pread) {lmed * 1e3:8.1f} ms "
                       f"= {lmed / per_file[name]:6.0f}x identify ({per_file[name] * 1e3:.2f} ms);  "
                       f"load_file(mmap, lazy) {mmed * 1e3:6.1f} ms = {mmed / per_file[name]:4.0f}x")

@@ -24,7 +24,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import FileAccessError, NotACheckpointError, TruncatedFileError, UnsafePickleError
+from .errors import (
+    FileAccessError,
+    NotACheckpointError,
+    TruncatedFileError,
+    UnsafePickleError,
+)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 MAX_PICKLE_BYTES = 256 * 1024 * 1024  # the object graph of a checkpoint is small; refuse pickle bombs
@@ -100,7 +105,7 @@ class _DType:
 
 def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any = None, *rest: Any) -> TensorRef:
     if not isinstance(storage, StorageRef):
-        raise ValueError("tensor rebuilt from something that is not a storage")
+        raise TypeError("tensor rebuilt from something that is not a storage")
     dtype = storage.dtype
     # _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype, metadata)
     if len(rest) >= 3 and isinstance(rest[2], _DType):
@@ -116,7 +121,7 @@ def _rebuild_parameter(data: Any, *args: Any) -> Any:
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
     # func was itself resolved through the allow-list, so calling it runs only our stand-ins
     if not callable(func) or not isinstance(args, tuple):
-        raise ValueError("malformed _rebuild_from_type_v2 call")
+        raise TypeError("malformed _rebuild_from_type_v2 call")
     return func(*args)
 
 
@@ -191,7 +196,7 @@ def _unpickle(data: Any, path: str) -> tuple[Any, set[str]]:
         raise
     except RecursionError:
         raise NotACheckpointError(path, "the pickle is nested too deeply") from None
-    except Exception as exc:  # any malformed pickle: opcode errors, bad stand-in arguments...
+    except Exception as exc:  # noqa: BLE001 - any malformed pickle: opcode errors, bad stand-in arguments...
         raise NotACheckpointError(path, f"not a readable PyTorch pickle: {type(exc).__name__}: {exc}") from None
     return obj, unpickler.used
 
@@ -302,4 +307,4 @@ def is_pickle_name(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path).lower().endswith((".ckpt", ".pt", ".pth", ".bin", ".pkl"))
 
 
-__all__ = ["CheckpointScan", "TensorRef", "scan_checkpoint", "ALLOWED_GLOBALS", "is_pickle_name"]
+__all__ = ["ALLOWED_GLOBALS", "CheckpointScan", "TensorRef", "is_pickle_name", "scan_checkpoint"]

@@ -164,7 +164,7 @@ def _check_length(path: str, n: int, file_size: int, prefix: bytes, fd: int) -> 
 
 def _sniff(head: bytes) -> str | None:
     """A readable guess of what a file that is not safetensors actually is."""
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "a zip archive (a PyTorch .ckpt/.pt saved under a .safetensors name?)"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a Python pickle (a legacy PyTorch checkpoint?)"

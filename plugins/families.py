@@ -289,7 +289,7 @@ def _unet_config(configs: DiffusersConfigs, family: str, context: int, adm: int 
                                                       "in_channels": unet.get("in_channels", 4)},
                         evidence=[Evidence("family", family, f"unet/config.json cross_attention_dim={ctx}, "
                                                              f"block_out_channels[0]={blocks[0]}"
-                                                             + (f", addition_embed_type=text_time" if has_adm else ""))])
+                                                             + (", addition_embed_type=text_time" if has_adm else ""))])
     in_ch = unet.get("in_channels", 4)
     variant = in_channels_variant(in_ch)
     if variant:

@@ -12,7 +12,7 @@ import gzip
 import json
 import math
 import struct
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ def fixture_names() -> list[str]:
     return sorted(p.name.removesuffix(".json.gz") for p in DATA_DIR.glob("*.json.gz"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> str:
     return gzip.decompress((DATA_DIR / f"{name}.json.gz").read_bytes()).decode()
 

@@ -429,14 +429,18 @@ def check_openclip(label: str, openclip: Spec, prefix: str, model: Any) -> None:
 
 
 def check_sd3(label: str, mmdit: Spec, model: Any) -> None:
-    from diffusers.loaders.single_file_utils import convert_sd3_transformer_checkpoint_to_diffusers
+    from diffusers.loaders.single_file_utils import (
+        convert_sd3_transformer_checkpoint_to_diffusers,
+    )
 
     got = convert_sd3_transformer_checkpoint_to_diffusers(_meta_tensors(mmdit))
     _same(label, got, state_shapes(model))
 
 
 def check_flux(label: str, bfl: Spec, model: Any) -> None:
-    from diffusers.loaders.single_file_utils import convert_flux_transformer_checkpoint_to_diffusers
+    from diffusers.loaders.single_file_utils import (
+        convert_flux_transformer_checkpoint_to_diffusers,
+    )
 
     got = convert_flux_transformer_checkpoint_to_diffusers(_meta_tensors(bfl))
     _same(label, got, state_shapes(model))
@@ -668,7 +672,7 @@ def build_checkpoints(check: bool) -> list[Fixture]:
 # --------------------------------------------------------------------------------------------
 def linear_modules(model: Any, keep: Callable[[str], bool]) -> dict[str, tuple[int, int, Shape]]:
     """Module path -> (in, out, kernel) for the Linear/Conv2d layers a trainer would target."""
-    import torch.nn as nn
+    from torch import nn
 
     out: dict[str, tuple[int, int, Shape]] = {}
     for name, mod in model.named_modules():

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 import hub
-from hub.identify import Identification, builtin_families, check_compatible, identify_path
+from hub.identify import (
+    Identification,
+    builtin_families,
+    check_compatible,
+    identify_path,
+)
 from tests.headers import write_fixture, write_tensors
 
 FAMILIES = builtin_families()

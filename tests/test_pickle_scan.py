@@ -19,10 +19,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hub.errors import EmptyFileError, NotACheckpointError, TruncatedFileError, UnsafePickleError  # noqa: E402
-from hub.identify import builtin_families, identify_path  # noqa: E402
-from hub.pickle_scan import scan_checkpoint  # noqa: E402
-from tests.headers import load_spec  # noqa: E402
+from hub.errors import (
+    EmptyFileError,
+    NotACheckpointError,
+    TruncatedFileError,
+    UnsafePickleError,
+)
+from hub.identify import builtin_families, identify_path
+from hub.pickle_scan import scan_checkpoint
+from tests.headers import load_spec
 
 DTYPES = {"F16": torch.float16, "F32": torch.float32, "BF16": torch.bfloat16, "I64": torch.int64}
 

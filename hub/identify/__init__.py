@@ -32,14 +32,40 @@ from .family import (
     shape_evidence,
 )
 from .lora import LoraModule, LoraView
-from .model import IDENTIFY_VERSION, KINDS, UNKNOWN, Compatibility, Evidence, Identification, LoraInfo
+from .model import (
+    IDENTIFY_VERSION,
+    KINDS,
+    UNKNOWN,
+    Compatibility,
+    Evidence,
+    Identification,
+    LoraInfo,
+)
 from .view import HeaderView
 
 __all__ = [
-    "identify_path", "identify_header", "builtin_families", "registered_families", "check_compatible",
-    "Identification", "Evidence", "LoraInfo", "Compatibility", "Family", "FamilyMatch", "HeaderView", "LoraView",
-    "LoraModule", "DiffusersConfigs", "in_channels_variant", "prediction_from_metadata", "shape_evidence",
-    "base_model_claims", "IDENTIFY_VERSION", "KINDS", "UNKNOWN",
+    "IDENTIFY_VERSION",
+    "KINDS",
+    "UNKNOWN",
+    "Compatibility",
+    "DiffusersConfigs",
+    "Evidence",
+    "Family",
+    "FamilyMatch",
+    "HeaderView",
+    "Identification",
+    "LoraInfo",
+    "LoraModule",
+    "LoraView",
+    "base_model_claims",
+    "builtin_families",
+    "check_compatible",
+    "identify_header",
+    "identify_path",
+    "in_channels_variant",
+    "prediction_from_metadata",
+    "registered_families",
+    "shape_evidence",
 ]
 
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")

@@ -82,7 +82,7 @@ class Family:
         return f"Family({self.name!r}, priority={self.priority})"
 
 
-_ARCH_SUFFIX = re.compile(r"/(lora|lycoris|textual-inversion|vae|controlnet|control-lora|ip-adapter).*$", re.I)
+_ARCH_SUFFIX = re.compile(r"/(lora|lycoris|textual-inversion|vae|controlnet|control-lora|ip-adapter).*$", re.IGNORECASE)
 
 
 def base_model_claims(metadata: dict[str, str]) -> list[tuple[str, str]]:

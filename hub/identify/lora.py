@@ -14,7 +14,6 @@ the same algorithm), the module count from one C-level pass, parts from prefix c
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -99,8 +98,8 @@ def role_of(name: str) -> str | None:
             _, _, last = head.rpartition(".")
     if last in ROLES:
         return ROLES[last]
-    if last in ("down", "up") and (head.endswith("_lora") or "_lora1" in head or "_lora2" in head
-                                   or head.endswith(".lora")):
+    if last in ("down", "up") and (head.endswith(("_lora", ".lora")) or "_lora1" in head
+                                   or "_lora2" in head):
         return "attnproc"
     return None
 
