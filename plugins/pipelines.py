@@ -59,6 +59,7 @@ _SD3_COMPONENTS = {
 CONFIG_REPOS.update({
     "stable-diffusion-v1-5/stable-diffusion-v1-5": _config_files(_SD_COMPONENTS),
     "stabilityai/stable-diffusion-2-1": _config_files(_SD_COMPONENTS),
+    "stabilityai/stable-diffusion-2-1-base": _config_files(_SD_COMPONENTS),
     "stabilityai/stable-diffusion-xl-base-1.0": _config_files(_SDXL_COMPONENTS),
     "stabilityai/stable-diffusion-xl-refiner-1.0": _config_files(_SDXL_REFINER_COMPONENTS),
     "stabilityai/stable-diffusion-3-medium-diffusers": _config_files(_SD3_COMPONENTS),
@@ -70,26 +71,43 @@ CONFIG_REPOS.update({
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def config_repo_for(family: str, variant: str | None) -> str:
-    """The Hugging Face repository whose configs describe ``family``/``variant``."""
+def config_repo_for(family: str, variant: str | None, details: dict[str, Any] | None = None) -> str:
+    """The Hugging Face repository whose configs describe ``family``/``variant`` (``details`` from identification)."""
     v = (variant or "").lower()
+    details = details or {}
     if family == "sd1":
         return "stable-diffusion-v1-5/stable-diffusion-v1-5"
     if family == "sd2":
-        return "stabilityai/stable-diffusion-2-1"
+        # 2.x 768 models predict v, the 512 "base" models predict noise: the scheduler config differs.
+        return "stabilityai/stable-diffusion-2-1-base" if details.get("prediction") == "eps" else "stabilityai/stable-diffusion-2-1"
     if family == "sdxl":
         return "stabilityai/stable-diffusion-xl-base-1.0"
     if family == "sdxl_refiner":
         return "stabilityai/stable-diffusion-xl-refiner-1.0"
     if family == "sd3":
-        if "3.5" in v or "35" in v:
+        generation = str(details.get("generation") or ("3.5" if "3.5" in v else "3"))
+        if generation == "3.5":
             if "turbo" in v:
                 return "stabilityai/stable-diffusion-3.5-large-turbo"
-            if "large" in v:
-                return "stabilityai/stable-diffusion-3.5-large"
-            return "stabilityai/stable-diffusion-3.5-medium"
+            return "stabilityai/stable-diffusion-3.5-large" if "large" in v else "stabilityai/stable-diffusion-3.5-medium"
         return "stabilityai/stable-diffusion-3-medium-diffusers"
     raise PipelineError(f"no known diffusers config for a {family} model")
+
+
+#: Variants that need another pipeline than txt2img (an image or mask input); refused clearly.
+NOT_TXT2IMG = {"inpaint", "instruct-pix2pix", "depth", "unclip"}
+
+
+def _details(model: ModelToRun) -> dict[str, Any]:
+    return dict(getattr(model.identification, "details", None) or {})
+
+
+def _prediction(model: ModelToRun) -> str | None:
+    """"v", "eps", "flow" or None, from identification."""
+    pred = _details(model).get("prediction")
+    if pred is None and (model.variant or "").lower() in ("v-prediction", "v_prediction", "v"):
+        pred = "v"
+    return pred
 
 
 # -- configs -----------------------------------------------------------------------------------------------
@@ -113,9 +131,9 @@ def config_cache_dir(repo: str) -> Path:
     return load_settings().home / "configs" / repo.replace("/", "--")
 
 
-def ensure_configs(family: str, variant: str | None, options: RunOptions) -> Path:
+def ensure_configs(family: str, variant: str | None, options: RunOptions, details: dict[str, Any] | None = None) -> Path:
     """The config folder for a single-file load: --config-dir, then the cache, then a fetch."""
-    repo = config_repo_for(family, variant)
+    repo = config_repo_for(family, variant, details)
     if options.config_dir is not None:
         found = find_config_dir(Path(options.config_dir), family, repo)
         if found is None:
@@ -296,12 +314,18 @@ class DiffusersPipeline(Pipeline):
         return self.family_defaults.get(family, self.defaults)
 
     def load(self, model: ModelToRun, loras: list[LoraToApply], device: str, dtype: str, options: RunOptions) -> Runner:
+        if (model.variant or "").lower() in NOT_TXT2IMG:
+            raise PipelineError(
+                f"{model.path} is a {model.family} {model.variant} model; the built-in pipelines run text-to-image "
+                f"models only (an {model.variant} model needs an image input)"
+            )
         diffusers = _diffusers()
         torch_dtype = _torch_dtype(dtype)
         cls = getattr(diffusers, self.pipeline_class)
         with _quiet_loading():
             pipe = self._load_pipe(cls, model, torch_dtype, options)
         _eval_all(pipe)
+        _match_prediction(pipe, _prediction(model))
         pipe.set_progress_bar_config(disable=True)
         if not options.cpu_offload:
             pipe.to(device)
@@ -330,7 +354,7 @@ class DiffusersPipeline(Pipeline):
                 if "requires_safety_checker" in cls.__init__.__code__.co_varnames:
                     extra["requires_safety_checker"] = False
                 return cls.from_pretrained(str(model.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **extra)
-            config = ensure_configs(model.family, model.variant, options)
+            config = ensure_configs(model.family, model.variant, options, _details(model))
             if model.family in ("sd1", "sd2"):
                 extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
             if model.family == "sd3":
@@ -385,7 +409,7 @@ class DiffusersPipeline(Pipeline):
                 extra = {k: v for k, v in _folder_nulls(refiner.path).items() if k not in shared}
                 pipe = cls.from_pretrained(str(refiner.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared, **extra)
             else:
-                config = ensure_configs("sdxl_refiner", refiner.variant, options)
+                config = ensure_configs("sdxl_refiner", refiner.variant, options, _details(refiner))
                 pipe = cls.from_single_file(
                     str(refiner.path), config=str(config), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared
                 )
@@ -398,6 +422,14 @@ class DiffusersPipeline(Pipeline):
         if not options.cpu_offload:
             pipe.to(device)
         return pipe
+
+
+def _match_prediction(pipe: Any, prediction: str | None) -> None:
+    """A v-prediction finetune of an eps family (or the reverse) needs its scheduler told; samplers inherit it."""
+    wanted = {"v": "v_prediction", "eps": "epsilon"}.get(prediction or "")
+    config = pipe.scheduler.config
+    if wanted and "prediction_type" in config and config["prediction_type"] != wanted:
+        pipe.scheduler = type(pipe.scheduler).from_config(config, prediction_type=wanted)
 
 
 def _apply_memory_options(pipe: Any, device: str, options: RunOptions) -> None:

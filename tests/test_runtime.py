@@ -445,3 +445,54 @@ def test_identified_family_picks_the_pipeline_whatever_the_name(tmp_path: Path) 
     runtime = hub.pipeline(misleading)  # no --family
     assert runtime.family == "sd3" and runtime.pipeline.name == "stable-diffusion-3"
     assert pixels(runtime.generate("a red fox", steps=1, seed=1, **SIZE)).shape == (64, 64, 3)
+
+
+# -- what identification tells the pipeline ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "variant", "details", "repo"),
+    [
+        ("sd1", None, {}, "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+        ("sd2", "v-prediction", {"prediction": "v"}, "stabilityai/stable-diffusion-2-1"),
+        ("sd2", None, {"prediction": "eps"}, "stabilityai/stable-diffusion-2-1-base"),
+        ("sdxl", None, {}, "stabilityai/stable-diffusion-xl-base-1.0"),
+        ("sd3", "medium", {"generation": "3"}, "stabilityai/stable-diffusion-3-medium-diffusers"),
+        ("sd3", "medium", {"generation": "3.5"}, "stabilityai/stable-diffusion-3.5-medium"),
+        ("sd3", "large", {"generation": "3.5"}, "stabilityai/stable-diffusion-3.5-large"),
+    ],
+)
+def test_config_repository_follows_the_identification(family: str, variant: str | None, details: dict[str, Any], repo: str) -> None:
+    from hub_plugins.pipelines import CONFIG_REPOS, config_repo_for
+
+    assert config_repo_for(family, variant, details) == repo
+    assert "model_index.json" in CONFIG_REPOS[repo]
+
+
+def _identified(family: str, **fields: Any) -> Any:
+    from hub.identify import Identification
+
+    return Identification(family=family, kind="checkpoint", **fields)
+
+
+def test_v_prediction_finetune_gets_a_v_prediction_scheduler() -> None:
+    from hub.pipelines import ModelToRun, RunOptions
+    from hub_plugins.pipelines import SD1
+
+    m = tiny_model("sd1")
+    model = ModelToRun(path=m.diffusers_dir, family="sd1", format="diffusers",
+                       identification=_identified("sd1", details={"prediction": "v"}))
+    runner = SD1.load(model, [], "cpu", "fp32", RunOptions())
+    assert runner.pipe.scheduler.config.prediction_type == "v_prediction"
+    sampler = hub.samplers.get_sampler("dpmpp_2m_karras", "sd1")
+    assert sampler.build(runner.base_scheduler_config, "sd1").config.prediction_type == "v_prediction"
+
+
+def test_inpainting_models_are_refused_clearly() -> None:
+    from hub.pipelines import ModelToRun, RunOptions
+    from hub_plugins.pipelines import SD1
+
+    m = tiny_model("sd1")
+    model = ModelToRun(path=m.single_file, family="sd1", variant="inpaint", identification=_identified("sd1", variant="inpaint"))
+    with pytest.raises(PipelineError, match="sd1 inpaint model.*text-to-image"):
+        SD1.load(model, [], "cpu", "fp32", RunOptions(config_dir=m.config_dir))
