@@ -212,7 +212,7 @@ def _memo(lv: LoraView, key: str, compute: Any) -> Any:
 
 def lora_cross_attention(lv: LoraView) -> LoraModule | None:
     """The first adapted cross-attention K/V projection (its in-features = the text context width)."""
-    return _memo(lv, "cross", lambda: lv.find("attn2.to_k", "attn2.to_v"))
+    return _memo(lv, "cross", lambda: lv.find("attn2.to_k", "attn2.to_v", "attn2.processor.to_k_lora"))
 
 
 def lora_deep_block(lv: LoraView) -> LoraModule | None:

@@ -440,3 +440,32 @@ def test_cli_info_reports_the_contract_words(run_cli, tmp_path: Path) -> None:  
     data = json.loads(result.stdout)
     assert (data["family"], data["kind"], data["variant"]) == ("sdxl", "lora", None)
     assert data["lora"]["format"] == "kohya" and data["lora"]["parts"] == ["unet", "te1", "te2"]
+
+
+def test_other_lora_namings(tmp_path: Path) -> None:
+    # old diffusers attention-processor LoRA (SD1.5)
+    old = {}
+    for block, width in ((0, 320), (1, 640)):
+        base = f"unet.down_blocks.{block}.attentions.0.transformer_blocks.0"
+        old[f"{base}.attn1.processor.to_q_lora.down.weight"] = ("F32", [4, width])
+        old[f"{base}.attn1.processor.to_q_lora.up.weight"] = ("F32", [width, 4])
+        old[f"{base}.attn2.processor.to_k_lora.down.weight"] = ("F32", [4, 768])
+        old[f"{base}.attn2.processor.to_k_lora.up.weight"] = ("F32", [width, 4])
+    ident = identify_path(write_sparse(tmp_path / "attnproc.safetensors", old), families=FAMILIES)
+    assert (ident.family, ident.kind, ident.lora.format, ident.lora.rank) == ("sd1", "lora", "diffusers", 4)  # type: ignore[union-attr]
+
+    # XLabs Flux LoRA: bare double_blocks names with processor.*_lora1/2
+    xlabs = {}
+    for i in range(19):
+        for proc, out in (("qkv_lora1", 9216), ("proj_lora1", 3072), ("qkv_lora2", 9216), ("proj_lora2", 3072)):
+            xlabs[f"double_blocks.{i}.processor.{proc}.down.weight"] = ("BF16", [16, 3072])
+            xlabs[f"double_blocks.{i}.processor.{proc}.up.weight"] = ("BF16", [out, 16])
+    ident = identify_path(write_sparse(tmp_path / "xlabs.safetensors", xlabs), families=FAMILIES)
+    assert (ident.family, ident.lora.format, ident.lora.rank, ident.lora.modules) == ("flux", "xlabs", 16, 76)  # type: ignore[union-attr]
+
+    # BFL Flux control LoRA: img_in widened from 128 channels (Depth/Canny)
+    control = {"img_in.lora_A.weight": ("BF16", [128, 128]), "img_in.lora_B.weight": ("BF16", [3072, 128]),
+               "double_blocks.0.img_attn.qkv.lora_A.weight": ("BF16", [128, 3072]),
+               "double_blocks.0.img_attn.qkv.lora_B.weight": ("BF16", [9216, 128])}
+    ident = identify_path(write_sparse(tmp_path / "control.safetensors", control), families=FAMILIES)
+    assert (ident.family, ident.variant, ident.lora.format) == ("flux", "control", "diffusers")  # type: ignore[union-attr]
