@@ -169,6 +169,15 @@ def match_sdxl(view: HeaderView) -> FamilyMatch | None:
     match = FamilyMatch(components=["unet"], evidence=f.evidence("sdxl"), details=f.details())
     if not _variant_from_in_channels(f, match, (4, 8, 9)):
         return None
+    # Distilled SDXL UNets (SSD-1B, Vega) keep every width but fewer transformer blocks: still SDXL,
+    # flagged because SDXL LoRAs only partly apply to them.
+    deep = "input_blocks.7.1.transformer_blocks." if f.layout == "ldm" else "down_blocks.2.attentions.0.transformer_blocks."
+    depth = f.view.block_count(deep)
+    match.details["transformer_depth"] = depth
+    if depth != 10:
+        match.details["distilled"] = True
+        match.evidence.append(Evidence("family", "sdxl", f"{f.view.full(deep)}* has {depth} blocks, not 10: a "
+                                                         "distilled SDXL UNet (SSD-1B/Vega style)"))
     # ComfyUI's convention: a v_pred key marks v-prediction (ztsnr adds zero terminal SNR),
     # edm_mean/edm_std an EDM model (Playground v2.5).
     if view.has("edm_mean") and view.has("edm_std"):

@@ -469,3 +469,13 @@ def test_other_lora_namings(tmp_path: Path) -> None:
                "double_blocks.0.img_attn.qkv.lora_B.weight": ("BF16", [9216, 128])}
     ident = identify_path(write_sparse(tmp_path / "control.safetensors", control), families=FAMILIES)
     assert (ident.family, ident.variant, ident.lora.format) == ("flux", "control", "diffusers")  # type: ignore[union-attr]
+
+
+def test_distilled_sdxl_is_flagged(tmp_path: Path) -> None:
+    # SSD-1B keeps SDXL's widths with 4 instead of 10 transformer blocks in the deepest level
+    tensors = {k: (d, s) for k, (d, s) in load_spec("sdxl_base")["tensors"].items()
+               if not any(f".{i}.1.transformer_blocks.{t}." in k for i in (7, 8) for t in range(4, 10))}
+    ident = identify_path(write_sparse(tmp_path / "ssd1b.safetensors", tensors), families=FAMILIES)
+    assert (ident.family, ident.details["transformer_depth"], ident.details["distilled"]) == ("sdxl", 4, True)
+    full = identify_path(write_fixture(tmp_path, "sdxl_base"), families=FAMILIES)
+    assert full.details["transformer_depth"] == 10 and "distilled" not in full.details
