@@ -453,7 +453,17 @@ class TinyModel:
 @functools.cache
 def tiny_pipeline(family: str) -> Any:
     """The in-memory pipeline (built once per process)."""
+    _one_thread()
     return BUILDERS[family]()
+
+
+@functools.cache
+def _one_thread() -> None:
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
+    spin-waiting made the runtime tests ten times slower; one thread keeps them fast and steady."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @functools.cache
