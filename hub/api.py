@@ -179,6 +179,8 @@ class Hub:
         already catalogued at a path that no longer exists is recorded as moved, not duplicated. Each
         file is one transaction: an error leaves the catalogue as it was for that file.
         """
+        from .identify import IDENTIFY_VERSION as identify_version
+
         report = ScanReport()
         known = self.catalogue.stat_rows()
         seen: set[str] = set()
@@ -193,7 +195,7 @@ class Hub:
                 continue
             row = known.get(spath)
             if row is not None and (row.device, row.inode, row.size, row.mtime_ns) == key and row.has_hashes:
-                if row.identified:
+                if row.identify_version == identify_version:
                     report.entries.append(ScanEntry(spath, "unchanged", row.id))
                 else:
                     report.entries.append(self._reidentify(row.id, path))
@@ -255,6 +257,7 @@ class Hub:
             "family": (ident or {}).get("family"), "kind": (ident or {}).get("kind"),
             "variant": (ident or {}).get("variant"), "precision": (ident or {}).get("precision"),
             "identification": ident, "identify_error": ident_err,
+            "identify_version": _identify_version(),
         }
 
     def _register_scanned(self, path: Path, key: tuple[int, int, int, int],
@@ -289,6 +292,7 @@ class Hub:
         with self.catalogue.transaction() as s:
             row = self.catalogue.row(s, file_id)
             row.identification, row.identify_error = ident, ident_err
+            row.identify_version = _identify_version()
             for k in ("family", "kind", "variant", "precision"):
                 setattr(row, k, (ident or {}).get(k))
             self.catalogue.reindex(s, row)
@@ -416,6 +420,9 @@ class Hub:
             path = Path(record.path)
         if record is not None and record.identification is not None:
             ident = dict(record.identification)
+        elif record is not None and record.identify_error:
+            ident = {"family": "unknown", "kind": "unknown", "variant": None, "format": record.format,
+                     "identify_error": record.identify_error}
         else:
             if not path.exists():
                 raise FileAccessError(f"{path}: catalogued but no longer on disk")
@@ -523,6 +530,12 @@ class Hub:
         return lookup(self, paths, **kwargs)
 
 
+def _identify_version() -> int:
+    from .identify import IDENTIFY_VERSION
+
+    return IDENTIFY_VERSION
+
+
 def _strip_hash_prefix(value: str) -> str:
     v = value.strip()
     for prefix in ("sha256:", "blake3:", "autov1:", "autov2:", "autov3:", "crc32:"):
@@ -550,7 +563,14 @@ def family_mismatch(ident: dict[str, Any] | None, source: SourceInfo | None) -> 
     if not ident or source is None or not source.claimed_family:
         return None
     found = ident.get("family")
-    if not found or found == "unknown" or found == source.claimed_family:
+    claimed = source.claimed_family
+    said = f"{source.source} says base model {source.base_model or claimed!r} ({claimed})"
+    if not found or found == claimed:
         return None
-    return (f"{source.source} says base model {source.base_model or source.claimed_family!r} "
-            f"({source.claimed_family}) but the file's header says {found}")
+    if found == "unknown":
+        # A VAE or text encoder often fits several families; it is a mismatch only if none is the claimed one.
+        candidates = ident.get("candidates") or []
+        if candidates and claimed not in candidates:
+            return f"{said} but the file's header fits only {', '.join(candidates)}"
+        return None
+    return f"{said} but the file's header says {found}"

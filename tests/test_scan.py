@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from safetensors_files import SD15_UNET_MARKERS, SDXL_LORA_KOHYA, write_safetensors
+from headers import load_spec
+from safetensors_files import SDXL_LORA_KOHYA, write_safetensors
 
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     root = tmp_path / "models"
-    write_safetensors(root / "checkpoints" / "dreamy_v1.safetensors", SD15_UNET_MARKERS,
+    # An SD1.5 LoRA with its real key names and shapes (2 MB), filled with real bytes.
+    spec = load_spec("lora_sd15_diffusers")
+    write_safetensors(root / "checkpoints" / "dreamy_v1.safetensors", spec["tensors"],
                       {"modelspec.title": "Dreamy"}, fill=b"\x01\x02\x03")
     write_safetensors(root / "loras" / "pixel_style.safetensors", SDXL_LORA_KOHYA,
                       {"ss_base_model_version": "sdxl_base_v1-0", "ss_output_name": "pixel_style"}, fill=b"\x07")
@@ -187,3 +190,54 @@ def test_scan_registers_diffusers_folder_as_one_entry(run_cli, tmp_path: Path) -
     assert report["summary"]["added"] == 1
     rec = json.loads(run_cli("list", "--json").stdout)[0]
     assert rec["format"] == "diffusers" and rec["name"] == "tiny-sd" and len(rec["hashes"]["sha256"]) == 64
+
+
+def test_a_newer_classifier_reidentifies_on_the_next_scan(run_cli, model_dir: Path, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    from hub.catalogue.models import File
+
+    _scan(run_cli, model_dir)
+    with hub_instance.catalogue.transaction() as s:  # as if an older sdhub had identified these files
+        for f in s.query(File):
+            f.identify_version, f.family, f.identification = 0, "sd2", None
+    _, report = _scan(run_cli, model_dir)
+    assert report["summary"]["updated"] == 2 and report["summary"]["unchanged"] == 0
+    assert {r["name"]: r["family"] for r in json.loads(run_cli("list", "--json").stdout)} == {
+        "dreamy_v1.safetensors": "sd1", "pixel_style.safetensors": "sdxl"}
+    _, again = _scan(run_cli, model_dir)
+    assert again["summary"]["unchanged"] == 2
+
+
+def test_unidentifiable_file_is_catalogued_with_its_reason(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "m" / "page.safetensors"
+    bad.parent.mkdir()
+    bad.write_bytes(b"<!DOCTYPE html><html><body>Please log in</body></html>" * 50)
+    _, report = _scan(run_cli, tmp_path / "m")
+    assert report["summary"]["added"] == 1
+    info = run_cli("info", str(bad))
+    assert info.exit_code == 0
+    assert "not identified:" in info.stdout and "safetensors" in info.stdout
+    data = json.loads(run_cli("info", "--json", str(bad)).stdout)
+    assert data["family"] == "unknown" and data["in_catalogue"] and data["identify_error"]
+
+
+def test_family_mismatch_is_flagged_and_shown(run_cli, model_dir: Path, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    from hub.catalogue import SourceInfo
+
+    _scan(run_cli, model_dir)
+    rec = hub_instance.get("dreamy_v1.safetensors")  # an SD1 LoRA by its header
+    hub_instance.attach_source(rec, SourceInfo(source="civitai", model_id="9", version_id="10",
+                                               base_model="SDXL 1.0", claimed_family="sdxl"))
+    listed = {r["name"]: r for r in json.loads(run_cli("list", "--json").stdout)}
+    assert listed["dreamy_v1.safetensors"]["family_mismatch"] == (
+        "civitai says base model 'SDXL 1.0' (sdxl) but the file's header says sd1")
+    assert "WARNING:   civitai says base model" in run_cli("info", "dreamy_v1.safetensors").stdout
+
+
+def test_vae_fitting_several_families_is_checked_against_its_candidates() -> None:
+    from hub.api import family_mismatch
+    from hub.catalogue import SourceInfo
+
+    vae = {"family": "unknown", "kind": "vae", "candidates": ["sd1", "sd2"]}
+    src = lambda fam: SourceInfo(source="civitai", model_id="1", base_model=fam, claimed_family=fam)  # noqa: E731
+    assert family_mismatch(vae, src("sd1")) is None
+    assert family_mismatch(vae, src("sdxl")) == "civitai says base model 'sdxl' (sdxl) but the file's header fits only sd1, sd2"

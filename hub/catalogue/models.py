@@ -76,6 +76,8 @@ class File(Base):
     variant: Mapped[str | None] = mapped_column(String(64))
     precision: Mapped[str | None] = mapped_column(String(16))
     identification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # hub.identify.IDENTIFY_VERSION that produced it: a newer classifier re-identifies on the next scan.
+    identify_version: Mapped[int | None] = mapped_column(Integer)
     identify_error: Mapped[str | None] = mapped_column(Text)
     family_mismatch: Mapped[str | None] = mapped_column(Text)
 

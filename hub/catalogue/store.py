@@ -40,7 +40,7 @@ class StatRow:
     device: int
     inode: int
     has_hashes: bool
-    identified: bool
+    identify_version: int | None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -172,13 +172,13 @@ class Catalogue:
             rows = s.execute(
                 select(
                     File.id, File.path, File.size, File.mtime_ns, File.device, File.inode,
-                    File.sha256, File.hash_error, File.kind,
+                    File.sha256, File.hash_error, File.identify_version,
                 )
             ).all()
         return {
             r.path: StatRow(
                 r.id, r.path, r.size, r.mtime_ns, r.device, r.inode,
-                r.sha256 is not None or r.hash_error is not None, r.kind is not None,
+                r.sha256 is not None or r.hash_error is not None, r.identify_version,
             )
             for r in rows
         }

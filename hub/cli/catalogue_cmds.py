@@ -92,8 +92,14 @@ def _print_info(data: dict[str, Any]) -> None:
     if lora:
         parts = ", ".join(lora.get("parts") or [])
         line(f"lora:      format {lora.get('format')}, rank {lora.get('rank')}, touches {parts or '?'}")
+    if data.get("candidates"):
+        line(f"fits:      {', '.join(data['candidates'])}")
     if data.get("family_mismatch"):
         line(f"WARNING:   {data['family_mismatch']}")
+    for warning in data.get("warnings") or []:
+        line(f"note:      {warning}")
+    if data.get("identify_error"):
+        line(f"not identified: {data['identify_error']}")
     line(f"catalogue: {'#' + str(data['id']) if data.get('in_catalogue') else 'not catalogued (header only)'}")
     if data.get("hashes"):
         for k, v in data["hashes"].items():
