@@ -336,3 +336,22 @@ def test_name_collision_gets_a_hash_suffix(hub, world):
     second = install(hub, "civitai:1030")
     assert Path(second.path).parent == Path(first.path).parent
     assert Path(second.path).name == f"pixel-art-xl.{second.record.sha256[:8]}.safetensors"
+
+
+def test_scan_lookup_attaches_what_the_sources_know(world, run_cli, tmp_path):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "renamed-by-me.safetensors").write_bytes(world["lora"])
+    res = run_cli("scan", "--lookup", "--json", str(folder))
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["added"] == 1
+    [rec] = json.loads(run_cli("list", "--json", "--source", "civitai").stdout)
+    assert rec["name"] == "renamed-by-me.safetensors"
+    assert rec["sources"][0]["model_name"] == "Pixel Art XL"
+    assert rec["sources"][0]["trained_words"] == ["pixel art"]
+    assert [r["name"] for r in json.loads(run_cli("list", "--json", "--text", "pixel art").stdout)] == [
+        "renamed-by-me.safetensors"]
+    # A re-scan of the unchanged file asks nobody.
+    before = len(world["civitai"].api.requests("/api/v1/model-versions/by-hash", "POST"))
+    run_cli("scan", "--lookup", str(folder))
+    assert len(world["civitai"].api.requests("/api/v1/model-versions/by-hash", "POST")) == before
