@@ -30,7 +30,9 @@ from .download import Progress, file_lock, sanitize_filename
 from .errors import (
     BadReferenceError,
     DownloadError,
+    FileAccessError,
     HashMismatchError,
+    NotInCatalogueError,
     RemoteNotFoundError,
     SdhubError,
     SourceError,
@@ -513,8 +515,22 @@ def resolve(
     progress: Progress | None = None,
     connections: int | None = None,
 ) -> ResolvedModel:
-    """A verified local file for ``ref``; no network at all when the catalogue already has it."""
-    parsed = parse_ref(hub, ref)
+    """A verified local file for ``ref``; no network at all when the catalogue already has it.
+
+    Besides source references and hashes, anything ``Hub.get`` understands (a catalogue id such as
+    ``#12``, a file name) resolves to the catalogued file.
+    """
+    try:
+        parsed = parse_ref(hub, ref)
+    except BadReferenceError as not_a_reference:
+        try:
+            record = hub.get(str(ref))
+        except NotInCatalogueError:
+            raise not_a_reference from None
+        if not Path(record.path).exists():
+            raise FileAccessError(f"{ref!r} is catalogued at {record.path}, which is no longer on disk "
+                                  f"(`sdhub verify` lists such files)") from None
+        return ResolvedModel(path=Path(record.path), record=record)
     local = _local(hub, parsed)
     if local:
         return ResolvedModel(path=Path(local[-1].path), record=local[-1])

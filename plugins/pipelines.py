@@ -321,8 +321,10 @@ class DiffusersPipeline(Pipeline):
             )
         diffusers = _diffusers()
         torch_dtype = _torch_dtype(dtype)
-        cls = getattr(diffusers, self.pipeline_class)
         with _quiet_loading():
+            # Importing the pipeline class pulls in transformers' image processors, which warn that
+            # torchvision is missing; sdhub does not need it, so that notice stays quiet too.
+            cls = getattr(diffusers, self.pipeline_class)
             pipe = self._load_pipe(cls, model, torch_dtype, options)
         _eval_all(pipe)
         _match_prediction(pipe, _prediction(model))

@@ -355,3 +355,17 @@ def test_scan_lookup_attaches_what_the_sources_know(world, run_cli, tmp_path):
     before = len(world["civitai"].api.requests("/api/v1/model-versions/by-hash", "POST"))
     run_cli("scan", "--lookup", str(folder))
     assert len(world["civitai"].api.requests("/api/v1/model-versions/by-hash", "POST")) == before
+
+
+def test_resolve_accepts_catalogue_ids_and_names_without_network(hub, world, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "mine.safetensors").write_bytes(world["other"])
+    hub.scan([folder])
+    rec = hub.get("mine.safetensors")
+    world["civitai"].stop()  # nothing below may touch a source
+    for ref in (f"#{rec.id}", str(rec.id), "mine.safetensors", rec.sha256[:12]):
+        assert resolve(hub, ref).path == Path(rec.path)
+    (folder / "mine.safetensors").unlink()
+    with pytest.raises(Exception, match="no longer on disk"):
+        resolve(hub, f"#{rec.id}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,9 @@ def test_get_by_hash_prefix_id_and_name(run_cli, model_dir: Path, hub_instance) 
     assert hub_instance.get(rec.sha256[:8].upper()).id == rec.id
     assert hub_instance.get(f"sha256:{rec.sha256}").id == rec.id
     assert hub_instance.get(rec.blake3[:12]).id == rec.id
+    assert hub_instance.get(f"crc32:{rec.crc32.upper()}").id == rec.id  # Civitai's byte order
+    zlib_order = f"{zlib.crc32((Path(rec.path)).read_bytes()):08x}"
+    assert zlib_order != rec.crc32 and hub_instance.get(zlib_order).id == rec.id  # and zlib's
     assert hub_instance.get(f"#{rec.id}").id == rec.id
     assert hub_instance.get(rec.path).id == rec.id
     result = run_cli("info", "deadbeefdeadbeef")

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, inspect, or_, select
+from sqlalchemy import Engine, create_engine, delete, event, inspect, or_, select, text
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -52,6 +52,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         pass
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _m002_identify_version(con: Any, columns: set[str]) -> None:
+    """v2: remember which classifier identified a file, so a newer one re-identifies it."""
+    if "identify_version" not in columns:
+        con.execute(text("ALTER TABLE files ADD COLUMN identify_version INTEGER"))
+
+
+# (schema version, step): each step upgrades from the version before it.
+MIGRATIONS: list[tuple[int, Callable[[Any, set[str]], None]]] = [
+    (2, _m002_identify_version),
+]
 
 
 def _is_creation_race(exc: BaseException) -> bool:
@@ -131,8 +143,13 @@ class Catalogue:
             s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
 
     def _migrate(self, found: int) -> None:
-        """Bring an older schema up to date. Version 1 is the first; later versions add steps here."""
-        Base.metadata.create_all(self.engine)
+        """Bring an older schema up to date, one step per version, in one transaction (portable SQL only)."""
+        with self.engine.begin() as con:
+            columns = {c["name"] for c in inspect(con).get_columns("files")}
+            for version, step in MIGRATIONS:
+                if found < version:
+                    step(con, columns)
+        Base.metadata.create_all(self.engine)  # tables added by later versions
         with self._sessions.begin() as s:
             s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
 
@@ -214,6 +231,9 @@ class Catalogue:
                 conds.append(col == h)
             elif len(h) < width:
                 conds.append((col >= h) & (col < prefix_upper_bound(h)))
+        if len(h) == 8 and all(c in "0123456789abcdef" for c in h):
+            # CRC32 as zlib / most tools print it: the byte-swapped form of Civitai's, which we store.
+            conds.append(File.crc32 == bytes.fromhex(h)[::-1].hex())
         if not conds:
             return []
         with self.session() as s:
