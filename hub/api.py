@@ -308,7 +308,7 @@ class Hub:
         transaction, just before commit: if the catalogue write fails the file stays where it was,
         and if the move fails nothing is registered.
         """
-        final = Path(path).expanduser().absolute()
+        final = _canonical_path(Path(path).expanduser())
         src = Path(move_from) if move_from is not None else final
         if not src.exists():
             raise FileAccessError(f"{src}: no such file")
@@ -387,10 +387,13 @@ class Hub:
             rec = self.catalogue.get(int(ref))
             return [rec] if rec else []
         path = Path(ref).expanduser()
-        if os.sep in ref or path.exists():
-            if path.exists():
-                rec = self.catalogue.by_path(str(path.resolve()))
-                return [rec] if rec else []
+        if path.exists():
+            rec = self.catalogue.by_path(str(path.resolve()))
+            return [rec] if rec else []
+        if os.sep in ref:  # a catalogued file that is no longer there can still be named by its path
+            rec = self.catalogue.by_path(str(_canonical_path(path)))
+            if rec is not None:
+                return [rec]
         digest = _strip_hash_prefix(ref)
         if len(digest) >= 8 and all(c in "0123456789abcdefABCDEF" for c in digest):
             found = self.catalogue.by_hash(digest)
@@ -528,6 +531,12 @@ class Hub:
         from .install import lookup
 
         return lookup(self, paths, **kwargs)
+
+
+def _canonical_path(path: Path) -> Path:
+    """The spelling of a path the catalogue uses (as scan stores it), even before the file exists."""
+    path = path.absolute()
+    return path.parent.resolve() / path.name
 
 
 def _identify_version() -> int:

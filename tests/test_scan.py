@@ -245,3 +245,25 @@ def test_vae_fitting_several_families_is_checked_against_its_candidates() -> Non
     src = lambda fam: SourceInfo(source="civitai", model_id="1", base_model=fam, claimed_family=fam)  # noqa: E731
     assert family_mismatch(vae, src("sd1")) is None
     assert family_mismatch(vae, src("sdxl")) == "civitai says base model 'sdxl' (sdxl) but the file's header fits only sd1, sd2"
+
+
+def test_a_vanished_file_can_be_removed_by_its_path(run_cli, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    _scan(run_cli, model_dir)
+    lora = model_dir / "loras" / "pixel_style.safetensors"
+    lora.unlink()
+    result = run_cli("rm", str(lora))
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(run_cli("list", "--json").stdout)] == ["dreamy_v1.safetensors"]
+
+
+def test_install_through_a_symlinked_store_is_not_registered_twice(hub_instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = tmp_path / "real-store"
+    (real / "lora").mkdir(parents=True)
+    link = tmp_path / "store-link"
+    link.symlink_to(real, target_is_directory=True)
+    part = write_safetensors(tmp_path / "x.part", SDXL_LORA_KOHYA, fill=b"\x05")
+    record = hub_instance.register_file(link / "lora" / "x.safetensors", move_from=part)
+    assert record.path == str(real / "lora" / "x.safetensors")
+    report = hub_instance.scan([link])
+    assert report.summary()["unchanged"] == 1 and report.summary()["added"] == 0
+    assert len(hub_instance.list()) == 1
