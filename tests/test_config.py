@@ -83,3 +83,16 @@ def test_cli_reports_config_error_in_one_line(run_cli, monkeypatch: pytest.Monke
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("Error: download_connections must be a whole number")
     assert "Traceback" not in result.output
+
+
+def test_the_readme_config_example_is_valid(sdhub_home: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    sdhub_home.mkdir(parents=True)
+    (sdhub_home / "config.toml").write_text(example)
+    s = load_settings()
+    assert s.store == Path("/data/sd-models")
+    assert s.db_url.startswith("postgresql+psycopg://") and "config.toml [catalogue.url]" in s.origins["db_url"]
+    assert s.hf_endpoints == ["https://hf-mirror.com", "https://huggingface.co"]
+    assert s.civitai_token == "…" and s.preferred_sources == ["civitai", "hf", "liblib"]
+    assert s.download_connections == 4 and s.hf_token_to_mirrors is False
