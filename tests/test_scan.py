@@ -14,6 +14,26 @@ from headers import load_spec
 from safetensors_files import SDXL_LORA_KOHYA, write_safetensors
 
 
+PG_URL = os.environ.get("SDHUB_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+def catalogue_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on SQLite and, where SDHUB_TEST_POSTGRES_URL is set, on PostgreSQL."""
+    if request.param == "postgresql":
+        if not PG_URL:
+            pytest.skip("set SDHUB_TEST_POSTGRES_URL to run against PostgreSQL")
+        from sqlalchemy import create_engine
+
+        from hub.catalogue.models import Base
+
+        engine = create_engine(PG_URL)
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+        monkeypatch.setenv("SDHUB_DB_URL", PG_URL)
+    return str(request.param)
+
+
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     root = tmp_path / "models"
