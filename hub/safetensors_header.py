@@ -327,10 +327,13 @@ def _validate_tensors(census: _Census, doc: dict[str, Any], data_size: int, path
         bad = next(k for k, o in zip(names, offsets) if type(o) is not list or len(o) != 2)
         raise InvalidHeaderError(path, f"tensor {bad!r}: data_offsets must be [begin, end]")
 
-    # Numbers must be non-negative integers. Floats and NaN were refused by the parser; a string, null
-    # or nested list makes the arithmetic below raise TypeError. What remains, true/false (bool is an
-    # int in Python) and negative numbers, the census rules out for the usual header.
-    exact = not census.numbers_plain
+    # Numbers must be non-negative integers. Floats and NaN were refused by the parser; true/false
+    # (bool is an int in Python) and negative numbers the census rules out for the usual header. A
+    # dimension of any other type must be caught before the arithmetic below: a string or list would
+    # turn math.prod into sequence repetition (["x", 10**12] asks for a terabyte), so one C-level
+    # type pass over the dimensions sends such headers to the exact check. Offsets of the wrong type
+    # make the subtraction raise TypeError.
+    exact = not census.numbers_plain or not set(map(type, chain.from_iterable(shapes))) <= {int}
     if exact:
         _check_numbers_exactly(names, shapes, offsets, doc, path)
     try:
@@ -385,11 +388,17 @@ def _validate_tensors(census: _Census, doc: dict[str, Any], data_size: int, path
 
 def _check_numbers_exactly(names: list[str], shapes: list[Any], offsets: list[Any], doc: dict[str, Any],
                            path: str) -> None:
-    """The slow, per-element check: every dimension and offset an int in [0, 2**64)."""
+    """The slow, per-element check: every dimension and offset an int in [0, 2**64), and the element
+    count, multiplied in order as the reference implementation does, never past 2**64 (an empty
+    tensor's zero dimension does not excuse an overflow before it)."""
     for name, shape, offs in zip(names, shapes, offsets):
+        count = 1
         for d in shape:
             if type(d) is not int or not 0 <= d < _U64:
                 raise InvalidHeaderError(path, f"tensor {name!r}: shape {shape!r} is not a list of sizes")
+            count *= d
+            if count >= _U64:
+                raise InvalidHeaderError(path, f"tensor {name!r}: shape {shape!r} overflows a 64-bit element count")
         for x in offs:
             if type(x) is not int or not 0 <= x < _U64:
                 raise InvalidOffsetsError(

@@ -173,6 +173,15 @@ def _bad_cases(tmp: Path) -> list[tuple[str, Path, type[ModelFileError], str]]:
         InvalidHeaderError, "not a list of sizes")
     add("string dimension", write_doc(tmp, {"a": tensor("F16", ["4"])}, 8, "str.safetensors"),
         InvalidHeaderError, "not a list of sizes")
+    # a string or list dimension next to a big one must be refused before any arithmetic: multiplied
+    # out it would be sequence repetition asking for a terabyte
+    add("string dimension before a huge one", write_doc(tmp, {"a": tensor("F16", ["x", 10**12])}, 8,
+                                                         "strbig.safetensors"), InvalidHeaderError, "not a list of sizes")
+    add("list dimension before a huge one", write_doc(tmp, {"a": tensor("F16", [[2], 2**40])}, 8,
+                                                       "listbig.safetensors"), InvalidHeaderError, "not a list of sizes")
+    add("element count overflows before an empty dimension",
+        write_doc(tmp, {"a": tensor("F16", [2**63, 4, 0], 0, 0)}, 0, "overflow.safetensors"),
+        InvalidHeaderError, "overflows")
     add("non-string metadata", write_doc(tmp, {"__metadata__": {"n": 1}, "a": tensor()}, 8, "meta.safetensors"),
         InvalidHeaderError, "__metadata__")
     add("missing data_offsets", write_doc(tmp, {"a": {"dtype": "F16", "shape": [4]}}, 8, "miss.safetensors"),
