@@ -452,6 +452,18 @@ def _compile(pipe: Any, denoiser: str) -> None:
     setattr(pipe, denoiser, torch.compile(module, fullgraph=False))
 
 
+def _seeded(scheduler: Any, seeds: list[int]) -> Any:
+    """Give a scheduler with its own noise source the request's seeds.
+
+    DPMSolverSDEScheduler (DPM++ SDE) draws its Brownian-tree noise from ``noise_sampler_seed``, not
+    from the pipeline's generator; left unset it seeds itself from torch's global RNG, and the same
+    seed gives another image on every run. One seed per image, as k-diffusion's batched tree takes.
+    """
+    if hasattr(scheduler, "noise_sampler_seed"):
+        scheduler.noise_sampler_seed = seeds if len(seeds) > 1 else seeds[0]
+    return scheduler
+
+
 class DiffusersRunner(Runner):
     """A loaded diffusers pipeline: builds the requested sampler from the model's own scheduler config."""
 
@@ -480,8 +492,9 @@ class DiffusersRunner(Runner):
     def generate(self, request: GenerateRequest) -> list[Any]:
         import torch
 
-        self.pipe.scheduler = self._scheduler(request.sampler, self.base_scheduler_config)
-        generators = [torch.Generator(device="cpu").manual_seed(request.seed + i) for i in range(request.num_images)]
+        seeds = [request.seed + i for i in range(request.num_images)]
+        self.pipe.scheduler = _seeded(self._scheduler(request.sampler, self.base_scheduler_config), seeds)
+        generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         total = request.steps  # with a refiner, base and refiner share the steps
         done = [0]
 
@@ -506,7 +519,7 @@ class DiffusersRunner(Runner):
                 return list(result.images)
             latents = self.pipe(width=request.width, height=request.height, denoising_end=self.refiner_switch,
                                 output_type="latent", **common).images
-            self.refiner.scheduler = self._scheduler(request.sampler, self.refiner_scheduler_config or {})
+            self.refiner.scheduler = _seeded(self._scheduler(request.sampler, self.refiner_scheduler_config or {}), seeds)
             result = self.refiner(image=latents, denoising_start=self.refiner_switch, output_type="pil", **common)
             return list(result.images)
         except SdhubError:

@@ -92,6 +92,19 @@ def test_same_seed_same_image_from_single_file_and_from_folder(family: str, samp
     assert not np.array_equal(first, other_seed)
 
 
+def test_same_seed_same_image_with_the_brownian_tree_sampler() -> None:
+    """DPM++ SDE's noise comes from a Brownian tree seeded apart from the pipeline's generator."""
+    pytest.importorskip("torchsde")
+    m = tiny_model("sd1")
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", sampler="dpmpp_sde")
+    first = pixels(runtime.generate("a red fox", steps=2, seed=7, **SIZE))
+    torch.manual_seed(12345)  # whatever the global RNG holds, the seed decides
+    again = pixels(runtime.generate("a red fox", steps=2, seed=7, **SIZE))
+    other_seed = pixels(runtime.generate("a red fox", steps=2, seed=8, **SIZE))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other_seed)
+
+
 @pytest.mark.parametrize(
     ("family", "sampler", "scheduler_cls", "options"),
     [("sd1", "dpmpp_2m_karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++"}),
