@@ -761,16 +761,20 @@ class Downloader:
             pending.close()  # there is something to resume: ask for the rest instead
             pending = None
         restarts = 0
+        allow_parallel = True
         while True:
             try:
                 if state.segments:
                     result = self._run_segments(ctx, part, state_path, state, name, first=None)
                 else:
-                    result = self._run_single(ctx, part, state_path, state, name, pending)
+                    result = self._run_single(ctx, part, state_path, state, name, pending, allow_parallel)
                 break
             except _Restart:
                 pending = None
                 restarts += 1
+                # Ranges did not work out (a server that advertises them but answers 200, or a copy
+                # that changed under us): go on with one plain stream, which copes with either.
+                allow_parallel = False
                 if restarts > 2:
                     raise DownloadError(f"{ctx.what}: the server's file keeps changing during the download") from None
                 with contextlib.suppress(FileNotFoundError):
@@ -797,6 +801,7 @@ class Downloader:
         state: _State,
         name: str,
         pending: requests.Response | None = None,
+        allow_parallel: bool = True,
     ) -> DownloadResult:
         have = part.stat().st_size if part.exists() else 0
         resumed_from = have
@@ -853,7 +858,8 @@ class Downloader:
                         check_free_space(part.parent, total - have, self.options.free_space_margin)
                     # The parallel path: big file, ranges supported, more than one connection wanted.
                     if (
-                        have == 0
+                        allow_parallel
+                        and have == 0
                         and total is not None
                         and self.options.connections > 1
                         and total >= self.options.parallel_min_size

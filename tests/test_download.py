@@ -134,6 +134,14 @@ def test_parallel_ranges_assemble_the_exact_file(server, tmp_path):
     assert seen[-1] == (len(f.data), len(f.data))
 
 
+def test_parallel_mode_copes_with_a_server_that_advertises_ranges_but_answers_200(server, tmp_path):
+    f = serve(server, "/dl/7b", ServedFile(_data(2_000_000), filename="r.bin", ignore_range=True))
+    dl = engine(connections=4, parallel_min_size=1_000_000, chunk_size=64 * 1024)
+    res = dl.fetch(server.url + "/dl/7b", tmp_path)
+    assert res.sha256 == f.sha256 and res.connections == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bin.part"]
+
+
 def test_ctrl_c_in_parallel_mode_leaves_resumable_segments(server, tmp_path):
     f = serve(server, "/dl/8", ServedFile(_data(4_000_000), filename="p.bin", throttle_bps=4_000_000))
     dl = engine(connections=3, parallel_min_size=1_000_000, chunk_size=32 * 1024, state_every_bytes=64 * 1024)
