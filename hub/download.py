@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from .errors import DownloadError, RateLimitedError, SdhubError, SourceError
 
@@ -445,12 +446,15 @@ class HttpClient:
         stream: bool = False,
         retry_statuses: tuple[int, ...] = RETRY_STATUS,
         max_redirects: int = 10,
+        retry_unreachable: bool = True,
     ) -> requests.Response:
         """One request with retries; redirects followed by hand so auth never leaves its origin.
 
         Returns the final response whatever its status (the caller translates errors); raises
-        :class:`SourceError` when the host cannot be reached at all and :class:`RateLimitedError`
-        when it keeps asking us to slow down.
+        :class:`SourceError` when the host cannot be reached at all. ``retry_unreachable=False``
+        gives up at once when no connection can be made (refused, unknown host, connect timeout):
+        API calls use it, so an offline ``sdhub search`` answers in a second, not after a minute
+        of back-off; downloads keep retrying, a CDN restarting mid-file comes back.
         """
         attempt = 0
         while True:
@@ -458,10 +462,12 @@ class HttpClient:
             try:
                 resp = self._follow(method, url, headers, auth_headers, params, json_body, data, stream, max_redirects)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= self.retry.attempts:
-                    raise SourceError(f"cannot reach {redact_url(url)}: {_short_exc(exc)}") from None
+                if attempt >= self.retry.attempts or (not retry_unreachable and _could_not_connect(exc)):
+                    raise SourceError(_unreachable_message(url, exc)) from None
                 self.sleep(self.retry.wait_for(attempt, None))
                 continue
+            except requests.RequestException as exc:  # a bad redirect target, an undecodable body…
+                raise SourceError(f"{redact_url(url)}: {describe_network_error(exc)}") from None
             if resp.status_code in retry_statuses and attempt < self.retry.attempts:
                 wait = self.retry.wait_for(attempt, parse_retry_after(resp.headers.get("Retry-After")))
                 resp.close()
@@ -522,6 +528,7 @@ class HttpClient:
         **kwargs: Any,
     ) -> Any:
         """Call a JSON API and return the decoded body; errors become the source's own messages."""
+        kwargs.setdefault("retry_unreachable", False)
         resp = self.open(method, url, **kwargs)
         try:
             if resp.status_code >= 400:
@@ -541,11 +548,45 @@ class HttpClient:
             resp.close()
 
 
-def _short_exc(exc: BaseException) -> str:
-    text = str(exc)
-    # requests' messages embed the whole URL (with queries); keep them short and token-free.
+def _root_cause(exc: BaseException) -> BaseException:
+    """What really went wrong under requests' wrapping (urllib3's MaxRetryError → its reason)."""
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+        return inner.reason
+    return inner or exc
+
+
+def _could_not_connect(exc: BaseException) -> bool:
+    """No connection was made at all: refused, unknown host, connect timeout."""
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(
+        _root_cause(exc), (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+    )
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """The cause of a network error in a few words, without any URL query.
+
+    requests' messages repeat the pool, the host and the whole URL with its query (a signed
+    storage link, a ``?token=``) before the cause, so the cause got cut off and the query leaked.
+    """
+    cause = _root_cause(exc)
+    text = str(cause) or type(cause).__name__
+    # urllib3 names the connection first: "HTTPSConnectionPool(host='x', port=443): …", "<…Connection object at 0x…>: …"
+    text = re.sub(r"^\S*HTTPS?Connection(?:Pool)?\([^)]*\)\s*:\s*", "", text)
+    text = re.sub(r"<[^>]*Connection object at 0x[0-9a-fA-F]+>\s*:\s*", "", text)
     text = re.sub(r"https?://\S+", lambda m: redact_url(m.group(0)), text)
+    text = re.sub(r"(/[^\s?'\"]*)\?[^\s'\")]*", r"\1", text)  # "…with url: /path?X-Amz-Signature=…"
+    text = " ".join(text.split())
     return (text[:200] + "…") if len(text) > 200 else text
+
+
+def _unreachable_message(url: str, exc: BaseException) -> str:
+    """``cannot reach <url>: <cause>``, naming the redirect target when that is what failed."""
+    failed = getattr(getattr(exc, "request", None), "url", None) or url
+    where = redact_url(url)
+    if origin(failed) != origin(url):
+        where += f" (redirected to {redact_url(failed)})"
+    return f"cannot reach {where}: {describe_network_error(exc)}"
 
 
 def error_message_from_body(resp: requests.Response) -> str:
@@ -897,7 +938,7 @@ class Downloader:
                     attempt += 1
                     if attempt >= self.options.retry.attempts:
                         raise DownloadError(
-                            f"{ctx.what}: download interrupted at {have} bytes ({_short_exc(exc)});"
+                            f"{ctx.what}: download interrupted at {have} bytes ({describe_network_error(exc)});"
                             f" run the same command again to resume from {part}"
                         ) from None
                     self.http.sleep(self.options.retry.wait_for(attempt, None))
@@ -1060,7 +1101,7 @@ class Downloader:
                 raise exc
             done = sum(s[2] for s in state.segments)
             raise DownloadError(
-                f"{ctx.what}: download interrupted at {done} of {total} bytes ({_short_exc(exc)});"
+                f"{ctx.what}: download interrupted at {done} of {total} bytes ({describe_network_error(exc)});"
                 f" run the same command again to resume from {part}"
             ) from None
         if self._stop.is_set():

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from hub.download import origin, redact_url
+from hub.download import describe_network_error, origin, redact_url
 from hub.errors import (
     AccessDeniedError,
     AuthRequiredError,
@@ -229,7 +229,7 @@ class HuggingFaceSource(Source):
                 headers={"User-Agent": ctx.http.user_agent}, allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            return f"{endpoint}: unreachable ({type(exc).__name__})"
+            return f"{endpoint}: unreachable ({describe_network_error(exc)})"
         with resp:
             if resp.status_code >= 500:
                 return f"{endpoint}: HTTP {resp.status_code}"

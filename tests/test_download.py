@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 
@@ -297,10 +298,34 @@ def test_auth_not_restored_when_redirect_returns_to_first_host(tmp_path):
         other.stop()
 
 
-def test_unreachable_host_is_a_clear_error(tmp_path):
-    client = HttpClient(retry=FAST, timeout=(0.5, 0.5))
-    with pytest.raises(SourceError, match="cannot reach http://127.0.0.1:9/x"):
-        client.json("GET", "http://127.0.0.1:9/x?token=SECRET")
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_api_host_fails_fast_with_the_cause_and_no_query():
+    client = HttpClient(retry=RetryPolicy(attempts=5, base_wait=1.0, max_wait=1.0), timeout=(0.5, 0.5))
+    port = _closed_port()
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=f"cannot reach http://127.0.0.1:{port}/x: .*Connection refused") as info:
+        client.json("GET", f"http://127.0.0.1:{port}/x?token=SECRET")
+    assert time.monotonic() - t0 < 0.9  # no back-off on a host that is not there (API calls)
+    assert "SECRET" not in str(info.value) and "Max retries" not in str(info.value)
+
+
+def test_unreachable_storage_host_is_named_and_its_signed_query_never_shown(tmp_path):
+    api = FakeServer("api").start()
+    try:
+        port = _closed_port()
+        api.route("GET", "/dl")(lambda r: Reply(307, {"Location": f"http://127.0.0.1:{port}/blob?X-Amz-Signature=SIG"}))
+        with pytest.raises(SourceError) as info:
+            engine().fetch(api.url + "/dl", tmp_path, filename="m.bin")
+        message = str(info.value)
+        assert f"redirected to http://127.0.0.1:{port}/blob" in message and "Connection refused" in message
+        assert "SIG" not in message
+    finally:
+        api.stop()
 
 
 def test_file_lock_makes_the_second_holder_wait(tmp_path):
