@@ -231,9 +231,8 @@ def model_to_run(res: Resolved, family: str | None = None, default_family: str |
             + (f" (identification: {identified_family}/{identified_kind})" if ident is not None else "")
             + f"; pass --family ({'|'.join(FAMILY_CHOICES)})"
         )
+    # --family places a model identification could not; it does not make a LoRA or a VAE a model.
     kind = identified_kind if identified_kind not in (None, "unknown") else "checkpoint"
-    if family and kind not in ("checkpoint", "diffusion_model"):
-        kind = "checkpoint"  # the user says it is a model of this family; trust the override
     if kind == "lora":
         raise PipelineError(f"{res.path} is a LoRA, not a model: pass it with --lora / loras=[...]")
     if kind not in ("checkpoint",):
@@ -299,6 +298,14 @@ def prepare_lora(spec: Any, model: ModelToRun, warnings: list[str] | None = None
                 warnings.append(f"LoRA {res.path.name}: compatibility not certain ({verdict.reason}); "
                                 f"applied because every layer matches the model")
     return LoraToApply(path=res.path, weight=weight, name=res.path.stem, identification=ident, autov3=res.autov3)
+
+
+def check_size(width: int | None, height: int | None) -> None:
+    """Image sizes the latent grid can hold (None = the family's default); checked before a model loads."""
+    for value in (width, height):
+        if value is not None and (value <= 0 or value % 8):
+            shown = "x".join("default" if v is None else str(v) for v in (width, height))
+            raise PipelineError(f"width and height must be positive multiples of 8 (got {shown})")
 
 
 # -- infotext ---------------------------------------------------------------------------------------------
@@ -447,8 +454,7 @@ class RuntimePipeline:
             require_serves(chosen, self.family)
         width = width or self.defaults.width
         height = height or self.defaults.height
-        if width % 8 or height % 8 or width <= 0 or height <= 0:
-            raise PipelineError(f"width and height must be positive multiples of 8 (got {width}x{height})")
+        check_size(width, height)
         steps = steps or self.defaults.steps
         if steps < 1:
             raise PipelineError(f"steps must be at least 1 (got {steps})")
@@ -592,6 +598,7 @@ def _as_list(loras: Any) -> list[Any]:
 
 __all__ = [
     "FAMILY_CHOICES",
+    "check_size",
     "Generation",
     "RuntimePipeline",
     "format_infotext",

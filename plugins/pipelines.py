@@ -366,8 +366,8 @@ class DiffusersPipeline(Pipeline):
             )
         except SdhubError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-            raise PipelineError(f"{model.path}: cannot load as a {model.family} {self.pipeline_class}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise many types (SingleFileComponentError...)
+            raise PipelineError(f"{model.path}: cannot load as a {model.family} {self.pipeline_class}: {_brief(exc)}") from exc
 
     def _sd3_text_encoders(self, path: Path, config: Path, torch_dtype: Any) -> dict[str, Any]:
         """SD3 files often leave out T5 (and sometimes the CLIPs): take them from the config folder or skip T5."""
@@ -417,13 +417,26 @@ class DiffusersPipeline(Pipeline):
                 )
         except SdhubError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-            raise PipelineError(f"{refiner.path}: cannot load as an SDXL refiner: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - as in _load_pipe
+            raise PipelineError(f"{refiner.path}: cannot load as an SDXL refiner: {_brief(exc)}") from exc
         _eval_all(pipe)
         pipe.set_progress_bar_config(disable=True)
         if not options.cpu_offload:
             pipe.to(device)
         return pipe
+
+
+def _brief(exc: BaseException, limit: int = 400) -> str:
+    """``Type: first line`` of a library exception: torch's state-dict errors list every mismatched
+    tensor on its own line, which would bury the one line sdhub prints."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    shown = 2 if len(lines) > 1 and lines[0].endswith(":") else 1  # "Error(s) in loading ...:" + the first
+    text = " ".join(lines[:shown])
+    if len(lines) > shown:
+        text += f" (and {len(lines) - shown} more lines)"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _match_prediction(pipe: Any, prediction: str | None) -> None:
@@ -524,8 +537,8 @@ class DiffusersRunner(Runner):
             return list(result.images)
         except SdhubError:
             raise
-        except (ValueError, RuntimeError) as exc:
-            raise PipelineError(f"generation failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - e.g. a --family that does not fit the folder's components
+            raise PipelineError(f"generation failed: {_brief(exc)}") from exc
 
     def close(self) -> None:
         self.pipe = None

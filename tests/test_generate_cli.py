@@ -144,6 +144,34 @@ def test_bad_runs_fail_with_one_clear_line(run_cli: Any, args: list[str], messag
     assert "Traceback" not in result.output + result.stderr
 
 
+def test_size_not_a_multiple_of_8_is_refused_before_the_model_loads(run_cli: Any) -> None:
+    result = run_cli("generate", *_model_args("sd1", "folder"), "--family", "sd1", "-p", "x", "--width", "60")
+    assert result.exit_code != 0
+    assert "multiples of 8 (got 60xdefault)" in result.stderr
+    assert "Loaded" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_lora_or_mismatched_model_given_as_the_model_is_one_line(run_cli: Any, tmp_path: Path) -> None:
+    """--family places files identification cannot; it does not turn a LoRA into a model, and a file
+    that does not load as the family given fails with one line, not a library traceback."""
+    lora = write_kohya_lora(tmp_path / "style.safetensors", "sd1", random_lora("sd1"))
+    m = tiny_model("sd1")
+    result = run_cli("generate", str(lora), "--config-dir", str(m.config_dir), "--family", "sd1", "-p", "x",
+                     "-W", "64", "-H", "64")
+    assert result.exit_code != 0
+    assert "is a LoRA, not a model" in result.stderr and "Traceback" not in result.stderr
+    sd3_as_sd1 = run_cli("generate", str(tiny_model("sd3").single_file), "--config-dir", str(m.config_dir),
+                         "--family", "sd1", "-p", "x", "-W", "64", "-H", "64")
+    assert sd3_as_sd1.exit_code != 0
+    error_lines = [line for line in sd3_as_sd1.stderr.splitlines() if line.strip()]
+    assert error_lines[-1].startswith("Error: ") and "cannot load as a sd1" in error_lines[-1]
+    assert "Traceback" not in sd3_as_sd1.stderr and len(error_lines) <= 2  # "Loading …" and the error
+    sd1_folder_as_sdxl = run_cli("generate", str(m.diffusers_dir), "--family", "sdxl", "-p", "x", "--steps", "1",
+                                 "-W", "64", "-H", "64", "-q")
+    assert sd1_folder_as_sdxl.exit_code != 0
+    assert sd1_folder_as_sdxl.stderr.startswith("Error: ") and len(sd1_folder_as_sdxl.stderr.splitlines()) == 1
+
+
 def test_incompatible_lora_is_refused_and_nothing_written(run_cli: Any, tmp_path: Path) -> None:
     xl_lora = write_kohya_lora(tmp_path / "xl_only.safetensors", "sdxl", random_lora("sdxl"))
     out = tmp_path / "never.png"

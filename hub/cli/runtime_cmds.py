@@ -98,8 +98,9 @@ def generate(
 
     The PNG carries A1111-style parameters (prompt, sampler, seed, Model hash, Lora hashes).
     """
-    from ..runtime import pipeline
+    from ..runtime import check_size, pipeline
 
+    check_size(width, height)  # before loading gigabytes, not after
     chatty = not (as_json or quiet)
     t0 = time.perf_counter()
     if chatty:
