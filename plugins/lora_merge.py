@@ -89,6 +89,14 @@ def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 def parse_lora(tensors: dict[str, Any], metadata: dict[str, str], source: str) -> tuple[str, list[LoraPart]]:
     """Split a LoRA state dict into parts; returns (format name, parts)."""
     keys = list(tensors)
+    # Merging only up @ down would silently give other weights than the LoRA was trained to: DoRA
+    # rescales each column by a learned magnitude, CP-decomposed LoCon puts a core between the factors.
+    if any(k.endswith(".dora_scale") or ".lora_magnitude_vector" in k for k in keys):
+        raise IncompatibleError(f"{source}: DoRA networks (dora_scale / lora_magnitude_vector) are not supported "
+                                "(only plain LoRA/LoCon)")
+    if any(".lora_mid." in k for k in keys):
+        raise IncompatibleError(f"{source}: LoCon with CP decomposition (lora_mid) is not supported "
+                                "(only plain LoRA/LoCon)")
     if any(k.startswith("lora_unet_") or k.startswith("lora_te") for k in keys):
         return "kohya", _parse_kohya(tensors, source)
     if any(".lora_A." in k or ".lora_B." in k or ".lora.down." in k or ".lora.up." in k or ".lora_down." in k for k in keys):

@@ -225,6 +225,26 @@ def test_lora_for_another_family_is_refused_with_the_reason(tmp_path: Path) -> N
     assert "xl_style" in str(err.value)
 
 
+@pytest.mark.parametrize(("extra_leaf", "words"), [("dora_scale", "DoRA"), ("lora_mid.weight", "lora_mid")])
+def test_lora_the_merge_cannot_apply_exactly_is_refused(tmp_path: Path, extra_leaf: str, words: str) -> None:
+    """DoRA magnitudes and CP cores change the update: merging up @ down alone would be silently wrong."""
+    from safetensors.torch import load_file, save_file
+
+    plain = write_kohya_lora(tmp_path / "plain.safetensors", "sd1", random_lora("sd1"))
+    tensors = load_file(str(plain))
+    for key in [k for k in tensors if k.endswith(".lora_down.weight")]:
+        rank = tensors[key].shape[0]
+        module = key.removesuffix(".lora_down.weight")
+        up_rows = tensors[f"{module}.lora_up.weight"].shape[0]
+        tensors[f"{module}.{extra_leaf}"] = torch.ones(1, up_rows) if extra_leaf == "dora_scale" else torch.eye(rank)
+    odd = tmp_path / "odd.safetensors"
+    save_file(tensors, str(odd))
+    m = tiny_model("sd1")
+    with pytest.raises(IncompatibleError, match=words) as err:
+        hub.pipeline(m.diffusers_dir, family="sd1", loras=[odd])
+    assert "odd.safetensors" in str(err.value)
+
+
 def test_a_checkpoint_passed_as_lora_is_refused() -> None:
     m = tiny_model("sd1")
     with pytest.raises(IncompatibleError) as err:
