@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .errors import DownloadError, RateLimitedError, SdhubError, SourceError
+from .errors import DownloadError, LocalWriteError, RateLimitedError, SdhubError, SourceError
 
 USER_AGENT = "sdhub/0.1 (+https://github.com/sdhub; python-requests)"
 PART_SUFFIX = ".part"
@@ -301,7 +302,7 @@ def check_free_space(directory: Path, needed: int, margin: int = 0) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(directory).free
     if needed + margin > free:
-        raise DownloadError(
+        raise LocalWriteError(
             f"not enough free space in {directory}: the download needs {_fmt_size(needed)}"
             f" (+{_fmt_size(margin)} margin), only {_fmt_size(free)} is free"
         )
@@ -689,6 +690,7 @@ class Downloader:
         self._stop = threading.Event()
         self.requests_made = 0
         self._count_lock = threading.Lock()
+        self._part: Path | None = None  # the .part being written (named when the disk fails)
 
     # ---- public ----
     def fetch(
@@ -711,6 +713,29 @@ class Downloader:
         The caller verifies ``sha256`` of the result and moves the ``.part`` into place.
         """
         dest_dir = Path(dest_dir)
+        what = what or redact_url(url)
+        try:
+            return self._fetch(url, dest_dir, filename, headers, auth_headers, expected_size, expected_sha256,
+                               translate, what, size_hint)
+        except requests.RequestException as exc:  # anything the retry loops do not turn into our errors
+            raise DownloadError(f"{what}: {describe_network_error(exc)}") from None
+        except OSError as exc:  # requests' errors are OSErrors too: this is the local disk
+            raise LocalWriteError(_write_error_message(what, self._part or dest_dir, exc)) from None
+
+    def _fetch(
+        self,
+        url: str,
+        dest_dir: Path,
+        filename: str | None,
+        headers: Mapping[str, str] | None,
+        auth_headers: Mapping[str, str] | None,
+        expected_size: int | None,
+        expected_sha256: str | None,
+        translate: ErrorTranslator | None,
+        what: str,
+        size_hint: int | None,
+    ) -> DownloadResult:
+        self._part = None
         dest_dir.mkdir(parents=True, exist_ok=True)
         needed = expected_size if expected_size is not None else size_hint  # hint: an approximate size (Civitai's sizeKB)
         if needed is not None:
@@ -725,7 +750,7 @@ class Downloader:
             expected_size=expected_size,
             expected_sha256=expected_sha256.lower() if expected_sha256 else None,
             translate=translate,
-            what=what or redact_url(url),
+            what=what,
         )
         if filename:
             name = sanitize_filename(filename)
@@ -790,6 +815,7 @@ class Downloader:
         self, ctx: _Fetch, dest_dir: Path, name: str, pending: requests.Response | None = None
     ) -> DownloadResult:
         part = dest_dir / (name + PART_SUFFIX)
+        self._part = part
         state_path = dest_dir / (name + STATE_SUFFIX)
         state = _State.load(state_path) if part.exists() else None
         if state is not None and ctx.expected_sha256 and state.expected_sha256 not in (None, ctx.expected_sha256):
@@ -1099,6 +1125,8 @@ class Downloader:
                 raise exc
             if isinstance(exc, SdhubError):
                 raise exc
+            if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+                raise exc  # the disk, not the network: Downloader.fetch says so
             done = sum(s[2] for s in state.segments)
             raise DownloadError(
                 f"{ctx.what}: download interrupted at {done} of {total} bytes ({describe_network_error(exc)});"
@@ -1178,6 +1206,24 @@ def _reject_non_model(resp: requests.Response, ctx: _Fetch) -> None:
             f"{ctx.what}: the server sent a {ctype} page instead of a model file ({snippet[:100]!r});"
             " a login wall, a Cloudflare challenge or an outage page; nothing was saved"
         )
+
+
+def keep_resumable(part: Path, url: str, expected_sha256: str | None = None) -> None:
+    """Record that ``part`` holds a whole file, so the next fetch of it only asks whether anything is left.
+
+    :mod:`hub.install` calls it when a finished download could not be registered (interrupted
+    while fingerprinting, the store not writable): the next run reuses the bytes.
+    """
+    name = part.name[: -len(PART_SUFFIX)] if part.name.endswith(PART_SUFFIX) else part.name
+    _State(url=url, expected_sha256=expected_sha256, total=part.stat().st_size).save(part.with_name(name + STATE_SUFFIX))
+
+
+def _write_error_message(what: str, path: Path, exc: OSError) -> str:
+    where = exc.filename or path
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
+        hint = "; free some space, then run the same command again to resume"
+    return f"{what}: cannot write {where}: {exc.strerror or exc}{hint}"
 
 
 def finish(result: DownloadResult, target: Path) -> Path:

@@ -170,3 +170,10 @@ class UnsupportedFormatError(ModelFileError):
     """A file or folder of a kind identification does not read."""
 
     reason = "unsupported"
+
+
+# --- sources & downloads (appended by the sources area) ---
+
+
+class LocalWriteError(DownloadError):
+    """A download cannot be written here (disk full, no permission): another server would not help."""

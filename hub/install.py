@@ -24,14 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import requests
+
 from . import refs as refs_mod
 from .catalogue.records import FileRecord, SourceInfo
-from .download import Progress, file_lock, sanitize_filename
+from .download import Progress, file_lock, keep_resumable, sanitize_filename
 from .errors import (
     BadReferenceError,
     DownloadError,
     FileAccessError,
     HashMismatchError,
+    LocalWriteError,
     NotInCatalogueError,
     RemoteNotFoundError,
     SdhubError,
@@ -427,24 +430,27 @@ def install_plan(
         if on_wait:
             on_wait(f"another sdhub process is installing {plan.filename}; waiting for it to finish")
 
-    with file_lock(incoming / lock_name, on_wait=waiting):
-        # The process we waited for may have installed exactly this file.
-        if plan.sha256:
-            existing = _on_disk(hub.find_by_hash(plan.sha256))
-            if existing:
-                return _reuse(hub, plan, existing, "installed meanwhile by another sdhub process: reused")
-        ref_for = source.ref_for(plan.source_info)
-        if ref_for is not None:
-            existing = _local(hub, ref_for)
-            if existing:
-                return _reuse(hub, plan, existing, "installed meanwhile by another sdhub process: reused")
-        fetched = source.fetch(ctx, plan, incoming)
-        return _finish(hub, plan, fetched, incoming)
+    try:
+        with file_lock(incoming / lock_name, on_wait=waiting):
+            # The process we waited for may have installed exactly this file.
+            if plan.sha256:
+                existing = _on_disk(hub.find_by_hash(plan.sha256))
+                if existing:
+                    return _reuse(hub, plan, existing, "installed meanwhile by another sdhub process: reused")
+            ref_for = source.ref_for(plan.source_info)
+            if ref_for is not None:
+                existing = _local(hub, ref_for)
+                if existing:
+                    return _reuse(hub, plan, existing, "installed meanwhile by another sdhub process: reused")
+            fetched = source.fetch(ctx, plan, incoming)
+            return _finish(hub, plan, fetched, incoming)
+    except OSError as exc:
+        if isinstance(exc, requests.RequestException):  # a plugin's own HTTP call, not our disk
+            raise SourceError(f"{plan.ref}: {source.name}: {exc}") from None
+        raise LocalWriteError(f"{plan.ref}: cannot write {exc.filename or incoming}: {exc.strerror or exc}") from None
 
 
 def _finish(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, incoming: Path) -> InstallResult:
-    from .fingerprint import fingerprint_file
-
     part = fetched.part_path
     if plan.sha256 and fetched.sha256 and fetched.sha256 != plan.sha256:
         problems = [f"sha256 is {fetched.sha256} but {plan.source} publishes {plan.sha256}"]
@@ -454,6 +460,28 @@ def _finish(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, incoming: Path) 
     ready = incoming / fetched.filename
     if part != ready:
         os.replace(part, ready)
+    try:
+        return _register(hub, plan, fetched, ready)
+    except BaseException as exc:
+        # Neither in the store nor quarantined (Ctrl-C while fingerprinting, a store folder that
+        # cannot be created…): keep the bytes as a complete .part, so the next run reuses them
+        # instead of leaving an orphan in .incoming and downloading everything again.
+        if ready.exists():
+            if part != ready:
+                os.replace(ready, part)
+            keep_resumable(part, plan.url, plan.sha256)
+        if isinstance(exc, OSError):
+            raise FileAccessError(
+                f"{plan.ref}: could not put {fetched.filename} into the store ({exc}); the download is kept"
+                f" at {part} and the next `sdhub install` reuses it"
+            ) from None
+        raise
+
+
+def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -> InstallResult:
+    """Fingerprint, verify, identify and register the complete download at ``ready``."""
+    from .fingerprint import fingerprint_file
+
     fp = fingerprint_file(ready)
     problems = _verify(fp, plan, fetched)
     if problems:

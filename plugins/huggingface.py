@@ -34,6 +34,7 @@ from hub.errors import (
     AuthRequiredError,
     BadReferenceError,
     DownloadError,
+    LocalWriteError,
     RateLimitedError,
     RemoteNotFoundError,
     SdhubError,
@@ -385,9 +386,9 @@ class HuggingFaceSource(Source):
                     expected_sha256=plan.sha256,
                     what=f"{what} via {endpoint}",
                 )
+            except LocalWriteError:
+                raise  # our disk, not their CDN: no other endpoint can help
             except (RemoteNotFoundError, AuthRequiredError, AccessDeniedError, DownloadError, SourceError) as exc:
-                if isinstance(exc, DownloadError) and "not enough free space" in str(exc):
-                    raise
                 # The redirected file request failed on this endpoint's CDN: the next endpoint may
                 # point elsewhere. A .part already written is resumed there (same file, same name).
                 failures.append(f"{endpoint} → {urlsplit(location).netloc}: {exc}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -250,6 +253,34 @@ def test_free_space_is_checked_before_any_request(server, tmp_path):
     with pytest.raises(DownloadError, match="not enough free space"):
         engine().fetch(server.url + "/dl/13", tmp_path, filename="huge.bin", expected_size=1 << 60)
     assert server.requests("/dl/13") == []
+
+
+def test_disk_full_midway_is_one_clear_error_and_the_part_resumes(server, tmp_path):
+    """A write that fails (here: a file-size limit, EFBIG, as a full disk gives ENOSPC) names the file, not a traceback."""
+    f = serve(server, "/dl/w", ServedFile(_data(3_000_000), filename="w.bin"))
+    limit = 1_000_000
+    code = f"""
+import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+from pathlib import Path
+from hub.download import Downloader, DownloadOptions, RetryPolicy
+from hub.errors import LocalWriteError
+try:
+    Downloader(DownloadOptions(retry=RetryPolicy(1, 0, 0))).fetch({server.url + "/dl/w"!r}, Path({str(tmp_path)!r}),
+                                                                  filename="w.bin")
+except LocalWriteError as exc:
+    print("LocalWriteError:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "LocalWriteError:" in done.stdout and "w.bin.part" in done.stdout and "File too large" in done.stdout
+    assert "run the same command again to resume" in done.stdout
+    part = tmp_path / "w.bin.part"
+    assert part.stat().st_size == limit
+    res = engine().fetch(server.url + "/dl/w", tmp_path, filename="w.bin")
+    assert res.resumed_from == limit and res.sha256 == f.sha256
 
 
 def test_html_error_page_is_never_saved_as_a_model(server, tmp_path):

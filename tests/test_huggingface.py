@@ -202,3 +202,14 @@ def test_claimed_family_from_tags():
     assert claimed_family(["base_model:stabilityai/stable-diffusion-xl-base-1.0"]) == "sdxl"
     assert claimed_family(["flux", "lora"]) == "flux"
     assert claimed_family(["text-generation"]) is None
+
+
+def test_no_free_space_is_final_no_mirror_tried(hubs, tmp_path):
+    from hub.errors import LocalWriteError
+
+    src, ctx = trusted(hubs), ctx_for(hubs)
+    plan = src.plan(ctx, parse(f"hf:{REPO}/pixel.safetensors"))
+    plan.size = 1 << 60  # as if the Hub announced an enormous file
+    with pytest.raises(LocalWriteError, match="not enough free space"):
+        src.fetch(ctx, plan, tmp_path / "in")
+    assert hubs.primary.cdn.requests() == [] and hubs.mirror.all_requests() == []

@@ -215,6 +215,26 @@ def test_ctrl_c_leaves_resumable_part_and_nothing_registered(hub, world):
     assert Path(result.path).read_bytes() == data
 
 
+def test_store_that_cannot_take_the_file_keeps_the_download_for_the_next_run(world, run_cli):
+    with Hub() as h:
+        root = store(h)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "lora").write_text("a file where the lora/ folder should be")
+    res = run_cli("install", "civitai:1001")
+    assert res.exit_code == 1 and "could not put pixel-art-xl.safetensors into the store" in res.stderr
+    with Hub() as h:
+        assert h.list() == []
+    incoming = sorted(p.name for p in (root / ".incoming").iterdir())
+    assert incoming == ["pixel-art-xl.safetensors.part", "pixel-art-xl.safetensors.part.json"]  # no orphan
+    (root / "lora").unlink()
+    res = run_cli("install", "civitai:1001", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["status"] == "installed"
+    gets = world["civitai"].storage.requests("/files/3003")
+    assert len(gets) == 2 and gets[1].header("Range") == f"bytes={len(world['lora'])}-"  # nothing downloaded twice
+    assert list((root / ".incoming").iterdir()) == []
+
+
 def test_install_by_hash_asks_sources_when_not_local(hub, world):
     sha = hashlib.sha256(world["lora"]).hexdigest()
     result = install(hub, f"sha256:{sha}")
