@@ -173,6 +173,7 @@ class LiblibSource(Source):
             params=params,
             json_body={"versionUuid": version_uuid},
             headers={"Content-Type": "application/json"},
+            retry_unreachable=False,  # optional metadata: an unreachable Open API must not stall the install
         )
         try:
             if resp.status_code == 404:
@@ -184,7 +185,10 @@ class LiblibSource(Source):
                 )
             if resp.status_code >= 400:
                 raise SourceError(f"LiblibAI Open API: HTTP {resp.status_code} ({error_message_from_body(resp)})")
-            body = resp.json()
+            try:
+                body = resp.json()
+            except ValueError:  # a proxy's login page, an outage page
+                raise SourceError(f"LiblibAI Open API: expected JSON, got {resp.headers.get('Content-Type', '?')}") from None
         finally:
             resp.close()
         if not isinstance(body, dict) or body.get("code") not in (0, "0"):

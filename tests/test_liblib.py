@@ -125,3 +125,20 @@ def test_claimed_family_codes_and_names():
     assert claimed_family(1) == "sd1" and claimed_family(3) == "sdxl" and claimed_family(19) == "flux"
     assert claimed_family(1, "基础算法 XL") == "sdxl" and claimed_family(None, "基础算法 v1.5") == "sd1"
     assert claimed_family(99) is None
+
+
+def test_open_api_answering_html_is_tolerated(lib):
+    """A proxy's login page instead of the Open API's JSON: the website API's metadata still plans the install."""
+    from tests.fake_http import FakeServer, Reply
+
+    portal = FakeServer("portal").start()
+    try:
+        portal.route("POST", "/api/model/version/get")(
+            lambda r: Reply(200, {"Content-Type": "text/html"}, b"<html>proxy login</html>"))
+        env = {**env_for(liblib=lib), "SDHUB_LIBLIB_OPENAPI_URL": portal.url}
+        ctx = make_ctx(LIBLIB_ACCESS_KEY="ak-test", LIBLIB_SECRET_KEY="sk-test", **env)
+        plan = SRC.plan(ctx, parse(f"liblib:{M2}"))
+        assert plan.filename == "flux.safetensors" and plan.source_info.license is None
+        assert len(portal.requests("/api/model/version/get")) == 1
+    finally:
+        portal.stop()
