@@ -131,6 +131,12 @@ class SearchReport:
     results: list[SearchResult]
     errors: dict[str, str] = field(default_factory=dict)
     next_cursors: dict[str, str] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)  # the sources searched (not in to_dict: its shape is fixed)
+
+    @property
+    def all_failed(self) -> bool:
+        """Every source asked failed: "no results" would be a lie."""
+        return bool(self.asked) and all(name in self.errors for name in self.asked)
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results], "errors": self.errors,
@@ -595,7 +601,7 @@ def search(
     chosen = _ordered_sources(hub, [s for s in sources or [] if s.lower() != "all"] or None)
     q = SearchQuery(text=query, types=list(types), base=list(base), sort=sort, period=period, nsfw=nsfw,
                     limit=limit, cursor=cursor)
-    report = SearchReport(results=[])
+    report = SearchReport(results=[], asked=[source.name for source in chosen])
     for source in chosen:
         try:
             page = source.search(ctx, q)

@@ -337,6 +337,17 @@ def test_cli_search_and_lookup(world, run_cli, tmp_path):
     assert json.loads(res.stdout)[0]["found"][0]["model_id"] == "1001"
 
 
+def test_cli_search_fails_when_every_source_failed(world, run_cli):
+    world["liblib"].site.stop()
+    res = run_cli("search", "pixel", "--source", "liblib", "--source", "civitai")
+    assert res.exit_code == 0 and "civitai:1001@2002" in res.stdout and "liblib search failed" in res.stderr
+    world["civitai"].stop()
+    res = run_cli("search", "pixel", "--source", "liblib", "--source", "civitai")
+    assert res.exit_code == 1 and "search failed at every source" in res.stderr and "(no results)" not in res.stdout
+    res = run_cli("search", "pixel", "--source", "liblib", "--source", "civitai", "--json")
+    assert res.exit_code == 1 and set(json.loads(res.stdout)["errors"]) == {"liblib", "civitai"}
+
+
 def test_cli_unknown_source_is_rejected(world, run_cli):
     res = run_cli("search", "x", "--source", "nowhere")
     assert res.exit_code == 2 and "not a registered source" in res.stderr

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import SdhubError
+from ..errors import SdhubError, SourceError
 from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
 
 
@@ -38,6 +38,8 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
                        limit=limit, nsfw=nsfw, cursor=cursor)
     if as_json:
         emit_json(report.to_dict())
+        if report.all_failed:
+            sys.exit(1)
         return
     rows = []
     for r in report.results:
@@ -53,6 +55,9 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
         rows.append([r.source, _clip(r.name, 40), _clip(r.version or "", 16), r.kind or "",
                      r.base_model or r.claimed_family or "", human_size(r.size), r.downloads if r.downloads is not None
                      else "", ", ".join(notes), r.ref])
+    if report.all_failed:
+        raise SourceError("search failed at every source: " + "; ".join(
+            f"{name}: {error}" for name, error in report.errors.items()))
     print_table(rows, ["SOURCE", "NAME", "VERSION", "KIND", "BASE", "SIZE", "DOWNLOADS", "NOTE", "REF"],
                 empty="(no results)")
     for name, error in report.errors.items():
