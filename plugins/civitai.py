@@ -40,7 +40,7 @@ from hub.sources import (
     SourceContext,
     SourceInfo,
 )
-from hub.download import error_message_from_body
+from hub.download import error_message_from_body, origin
 
 BATCH_LIMIT = 100
 
@@ -353,7 +353,8 @@ class CivitaiSource(Source):
             source_info=info,
             sha256=hashes.get("sha256"),
             published_hashes=hashes,
-            auth_headers=self.auth_headers(ctx),
+            # The token is for the configured Civitai host only, even if the API names another one.
+            auth_headers=self.auth_headers(ctx) if origin(url) == origin(self.base(ctx)) else {},
             claimed_family=info.claimed_family,
             claimed_kind=TYPE_KIND.get(model_type or "", None),
             early_access_until=ea,

@@ -52,6 +52,7 @@ class CFile:
     metadata: dict[str, Any] = field(default_factory=lambda: {"format": "SafeTensor", "size": "pruned", "fp": "fp16"})
     published_sha256: str | None = None  # to publish a wrong hash on purpose
     content_disposition: str | None = None
+    download_url: str | None = None  # to publish a downloadUrl on another host
 
 
 @dataclass
@@ -114,6 +115,7 @@ class FakeCivitai:
         url = f"https://civitai.com/api/download/models/{v.id}"
         if not f.primary:
             url += f"?type={f.type.replace(' ', '%20')}&format={f.metadata.get('format')}"
+        url = f.download_url or url
         return {
             "id": f.id,
             "sizeKB": len(f.data) / 1024,

@@ -136,6 +136,18 @@ def test_fetch_sends_token_to_civitai_only(token_ctx, civ, tmp_path):
     assert "token" not in str(api_dl[0].query)  # token in a header, never in the URL
 
 
+def test_token_not_sent_to_a_download_url_on_another_host(token_ctx, civ, tmp_path):
+    data = b"elsewhere" * 100
+    civ.add(CModel(1090, "Elsewhere", "LORA", versions=[CVersion(2090, "v1", files=[
+        CFile(3090, "elsewhere.safetensors", data, download_url=f"{civ.storage.url}/files/3090/elsewhere.safetensors")])]))
+    plan = SRC.plan(token_ctx, parse("civitai:1090"))
+    assert plan.url.startswith(civ.storage.url) and plan.auth_headers == {} and not plan.to_dict()["sends_token"]
+    got = SRC.fetch(token_ctx, plan, tmp_path)
+    assert got.sha256 == hashlib.sha256(data).hexdigest()
+    assert all(r.header("Authorization") is None for r in civ.storage.requests())
+    assert SRC.plan(token_ctx, parse("civitai:1002")).auth_headers == {"Authorization": "Bearer good-token"}
+
+
 def test_login_required_message_names_the_token_variable(ctx, tmp_path):
     plan = SRC.plan(ctx, parse("civitai:1002"))
     with pytest.raises(AuthRequiredError, match="requires a login.*CIVITAI_API_TOKEN"):
