@@ -42,6 +42,8 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 RETRY_STATUS = (429, 500, 502, 503, 504)
 # Bodies a model file is never served as: an error page saved as "model.safetensors" is the #1 complaint.
 NON_MODEL_CONTENT_TYPES = ("text/html", "application/json", "text/plain")
+# ...unless the file asked for is text itself (a config.json, a README): then only an HTML page is an error page.
+TEXT_FILE_SUFFIXES = (".json", ".yaml", ".yml", ".txt", ".md", ".toml", ".csv")
 
 
 # -- options, progress ------------------------------------------------------------------------------
@@ -898,7 +900,7 @@ class Downloader:
                             state.total = total
                             break
                         raise _Restart()
-                    _reject_non_model(resp, ctx)
+                    _reject_non_model(resp, ctx, name)
                     if resp.status_code == 206:
                         start, total = _parse_content_range(resp.headers.get("Content-Range"))
                         if start != have:
@@ -1195,8 +1197,10 @@ def _content_range_total(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _reject_non_model(resp: requests.Response, ctx: _Fetch) -> None:
+def _reject_non_model(resp: requests.Response, ctx: _Fetch, name: str) -> None:
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype != "text/html" and name.lower().endswith(TEXT_FILE_SUFFIXES):
+        return
     if ctype in NON_MODEL_CONTENT_TYPES:
         snippet = ""
         with contextlib.suppress(Exception):

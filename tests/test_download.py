@@ -201,7 +201,7 @@ def test_persistent_429_becomes_rate_limited_error(server, tmp_path):
     f.status_queue = [(429, {"Retry-After": "0"}, b"{}")] * 5
     with pytest.raises(RateLimitedError, match="slow down"):
         engine().fetch(server.url + "/dl/11", tmp_path, filename="q.bin")
-    assert not (tmp_path / "q.bin").exists()
+    assert list(tmp_path.iterdir()) == []  # no .part, no state, no lock left behind
 
 
 def test_parse_retry_after_http_date():
@@ -288,6 +288,20 @@ def test_html_error_page_is_never_saved_as_a_model(server, tmp_path):
                                        content_type="text/html"))
     with pytest.raises(DownloadError, match="text/html page instead of a model"):
         engine().fetch(server.url + "/dl/14", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # "nothing was saved" is true
+
+
+def test_text_files_may_be_served_as_text(server, tmp_path):
+    config = b'{"_class_name": "AutoencoderKL"}'
+    serve(server, "/dl/14b", ServedFile(config, filename="config.json", content_type="application/json"))
+    assert engine().fetch(server.url + "/dl/14b", tmp_path).part_path.read_bytes() == config
+    serve(server, "/dl/14c", ServedFile(b'{"error": "Unauthorized"}', filename="m.safetensors",
+                                        content_type="application/json"))
+    with pytest.raises(DownloadError, match="application/json page instead of a model"):
+        engine().fetch(server.url + "/dl/14c", tmp_path)
+    serve(server, "/dl/14d", ServedFile(b"<html>login</html>", filename="config.json", content_type="text/html"))
+    with pytest.raises(DownloadError, match="text/html page"):
+        engine().fetch(server.url + "/dl/14d", tmp_path)
 
 
 def test_size_disagreeing_with_source_is_refused(server, tmp_path):
