@@ -277,6 +277,37 @@ def match_lora_sdxl_refiner(lv: LoraView) -> FamilyMatch | None:
     return _unet_lora(lv, "sdxl_refiner", 1280, deep_widths=(768, 1536))
 
 
+def _refute_unet_lora(lv: LoraView, family: str, width: int, deep_widths: tuple[int, ...] = ()) -> str | None:
+    """Why the adapted layers cannot belong to ``family``'s UNet (metadata must not override that)."""
+    cross = lora_cross_attention(lv)
+    if cross is not None and cross.in_features != width:
+        return (f"{cross.key} has in_features {cross.in_features}, not the {width}-wide cross-attention "
+                f"context of {family}")
+    deep = lora_deep_block(lv)
+    if deep is not None and deep.in_features not in deep_widths:
+        if not deep_widths:
+            return f"{deep.key} is in a second transformer block, which {family} UNets do not have"
+        return (f"{deep.key} has {deep.in_features} channels; {family}'s deep transformer blocks have "
+                f"{' or '.join(map(str, deep_widths))}")
+    return None
+
+
+def refute_lora_sd1(lv: LoraView) -> str | None:
+    return _refute_unet_lora(lv, "sd1", 768)
+
+
+def refute_lora_sd2(lv: LoraView) -> str | None:
+    return _refute_unet_lora(lv, "sd2", 1024)
+
+
+def refute_lora_sdxl(lv: LoraView) -> str | None:
+    return _refute_unet_lora(lv, "sdxl", 2048, deep_widths=(640, 1280))
+
+
+def refute_lora_sdxl_refiner(lv: LoraView) -> str | None:
+    return _refute_unet_lora(lv, "sdxl_refiner", 1280, deep_widths=(768, 1536))
+
+
 # -- UNet diffusers folders --------------------------------------------------------------------------
 def _unet_config(configs: DiffusersConfigs, family: str, context: int, adm: int | None,
                  channels: int) -> FamilyMatch | None:
@@ -371,19 +402,35 @@ def match_sd3(view: HeaderView) -> FamilyMatch | None:
     return FamilyMatch(variant=variant, components=["dit"], evidence=evidence, details=details)
 
 
-def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
-    if lv.has_path_prefix("single_blocks.") or lv.has_path_prefix("single_transformer_blocks.") \
-            or lv.has_path_prefix("double_blocks."):
+SD3_HIDDEN = (1536, 2432)
+
+
+def _flux_block_names(lv: LoraView) -> bool:
+    return bool(lv.has_path_prefix("double_blocks.") or lv.has_path_prefix("single_blocks.")
+                or lv.has_path_prefix("single_transformer_blocks."))
+
+
+def _sd3_lora_layer(lv: LoraView) -> tuple[LoraModule, str] | None:
+    """An adapted MMDiT joint-block layer whose in-features are the hidden size, and its block prefix."""
+    if _flux_block_names(lv):
         return None
-    blocks = "joint_blocks."
     module = lv.find("x_block.attn.qkv", "context_block.attn.qkv", "x_block.mlp.fc1", "context_block.mlp.fc1")
-    if module is None and lv.has_path_prefix("transformer_blocks."):  # diffusers/PEFT names (no single blocks)
-        blocks = "transformer_blocks."
+    if module is not None:
+        return module, "joint_blocks."
+    if lv.has_path_prefix("transformer_blocks."):  # diffusers/PEFT names (no single blocks)
         module = lv.find(".attn.to_q", ".attn.add_q_proj", ".attn.to_k", ".attn.add_k_proj")
-    if module is None:
+        if module is not None:
+            return module, "transformer_blocks."
+    return None
+
+
+def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
+    found = _sd3_lora_layer(lv)
+    if found is None:
         return None
+    module, blocks = found
     hidden = module.in_features
-    if hidden not in (1536, 2432):
+    if hidden not in SD3_HIDDEN:
         return None
     variant = "medium" if hidden == 1536 else "large"
     depth = lv.block_count(blocks)
@@ -394,6 +441,16 @@ def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
     if lv.find("x_block.attn2.", ".attn2.to_q"):
         details["generation"] = "3.5"
     return FamilyMatch(variant=variant, evidence=evidence, details=details)
+
+
+def refute_lora_sd3(lv: LoraView) -> str | None:
+    if _flux_block_names(lv):
+        return "it adapts Flux double/single-stream blocks"
+    found = _sd3_lora_layer(lv)
+    if found is not None and found[0].in_features not in SD3_HIDDEN:
+        return (f"{found[0].key} has in_features {found[0].in_features}; SD3 joint blocks are "
+                f"{' or '.join(map(str, SD3_HIDDEN))} wide")
+    return None
 
 
 def config_sd3(configs: DiffusersConfigs) -> FamilyMatch | None:
@@ -463,8 +520,7 @@ _FLUX_LORA_FRAGMENTS = ("img_attn.qkv", "txt_attn.qkv", "img_mod.lin", "img_mlp.
 
 
 def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
-    flux_names = (lv.has_path_prefix("double_blocks.") or lv.has_path_prefix("single_blocks.")
-                  or lv.has_path_prefix("single_transformer_blocks."))
+    flux_names = _flux_block_names(lv)
     control = lv.dims("img_in")
     if control is not None and control.in_features in FLUX_IN_VARIANTS and control.out_features == FLUX_HIDDEN:
         return FamilyMatch(variant=FLUX_IN_VARIANTS[control.in_features], evidence=[
@@ -480,6 +536,13 @@ def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
                                                             "(Flux.1 hidden size)"
                                           + (" in double/single stream blocks" if flux_names else ""))],
                        details={"hidden_size": FLUX_HIDDEN})
+
+
+def refute_lora_flux(lv: LoraView) -> str | None:
+    module = lv.find(*_FLUX_LORA_FRAGMENTS) if _flux_block_names(lv) else None
+    if module is not None and module.in_features != FLUX_HIDDEN:
+        return f"{module.key} has in_features {module.in_features}; Flux.1 blocks are {FLUX_HIDDEN} wide"
+    return None
 
 
 def config_flux(configs: DiffusersConfigs) -> FamilyMatch | None:
@@ -506,26 +569,32 @@ def config_flux(configs: DiffusersConfigs) -> FamilyMatch | None:
 BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family("sd1", match_sd1, match_lora_sd1, config_sd1, aliases=("sd15", "sd1.5", "sd_v1"),
            title="Stable Diffusion 1.x", latent_channels=4, text_encoders=("clip_l",), embedding_widths=(768,),
-           metadata_ids=(r"sd_v1(_v)?", r"stable-diffusion-v1(-[a-z0-9-]+)?", r"sd1(\.\d)?", r"sd 1\.\d")),
+           metadata_ids=(r"sd_v1(_v)?", r"stable-diffusion-v1(-[a-z0-9-]+)?", r"sd1(\.\d)?", r"sd 1\.\d"),
+           refute_lora=refute_lora_sd1),
     Family("sd2", match_sd2, match_lora_sd2, config_sd2, aliases=("sd21", "sd2.1", "sd_v2"),
            title="Stable Diffusion 2.x", latent_channels=4, text_encoders=("clip_h",), embedding_widths=(1024,),
-           metadata_ids=(r"sd_v2(_768)?(_v)?", r"stable-diffusion-v2(-[a-z0-9-]+)?", r"sd2(\.\d)?", r"sd 2\.\d")),
+           metadata_ids=(r"sd_v2(_768)?(_v)?", r"stable-diffusion-v2(-[a-z0-9-]+)?", r"sd2(\.\d)?", r"sd 2\.\d"),
+           refute_lora=refute_lora_sd2),
     Family("sdxl", match_sdxl, match_lora_sdxl, config_sdxl, aliases=("sdxl_base", "xl"),
            title="Stable Diffusion XL", latent_channels=4, text_encoders=("clip_l", "clip_g"),
            embedding_widths=(768, 1280),
            metadata_ids=(r"sdxl_base_v\d.*", r"sdxl(_v\d.*)?", r"stable-diffusion-xl-(v1-base|v1-edit|turbo-v1)",
-                         r"sdxl 1\.0", r"pony", r"illustrious")),
+                         r"sdxl 1\.0", r"pony", r"illustrious"),
+           refute_lora=refute_lora_sdxl),
     Family("sdxl_refiner", match_sdxl_refiner, match_lora_sdxl_refiner, config_sdxl_refiner,
            aliases=("refiner",), title="Stable Diffusion XL refiner", latent_channels=4, text_encoders=("clip_g",),
-           embedding_widths=(1280,), metadata_ids=(r"stable-diffusion-xl-v1-refiner", r"sdxl_refiner.*")),
+           embedding_widths=(1280,), metadata_ids=(r"stable-diffusion-xl-v1-refiner", r"sdxl_refiner.*"),
+           refute_lora=refute_lora_sdxl_refiner),
     Family("sd3", match_sd3, match_lora_sd3, config_sd3, aliases=("sd3.5", "sd35"),
            title="Stable Diffusion 3 / 3.5", latent_channels=16, text_encoders=("clip_l", "clip_g", "t5"),
            metadata_ids=(r"sd3.*", r"stable-diffusion-3.*", r"stable-diffusion-v3.*", r"3-medium", r"medium",
-                         r"5-large", r"5-large-turbo", r"5-medium")),
+                         r"5-large", r"5-large-turbo", r"5-medium"),
+           refute_lora=refute_lora_sd3),
     Family("flux", match_flux, match_lora_flux, config_flux, aliases=("flux1", "flux.1"),
            title="FLUX.1", latent_channels=16, text_encoders=("clip_l", "t5"),
            metadata_ids=(r"flux1?", r"flux-1(-(dev|schnell|fill-dev|depth-dev|canny-dev))?",
-                         r"flux\.1(-(dev|schnell|fill-dev))?", r"flux\.1 [ds]")),
+                         r"flux\.1(-(dev|schnell|fill-dev))?", r"flux\.1 [ds]"),
+           refute_lora=refute_lora_flux),
 )
 
 

@@ -180,6 +180,31 @@ def test_lora_whose_layers_do_not_tell_uses_metadata(tmp_path: Path) -> None:
     assert any("metadata only" in e.because for e in ident.because("family"))
 
 
+def test_metadata_cannot_name_a_family_the_layers_rule_out(tmp_path: Path) -> None:
+    """Metadata decides only when the layers do not tell; layers that fit no family are not 'silent'."""
+    def reshaped(name: str, fix: Any) -> dict[str, tuple[str, list[int]]]:
+        return {k: (d, fix(k, list(s))) for k, (d, s) in load_spec(name)["tensors"].items()}
+
+    def kolors(key: str, shape: list[int]) -> list[int]:
+        # an SDXL-layout UNet conditioned on a 4096-wide text encoder (Kolors), trained with an SDXL script
+        if "attn2_to_k" in key or "attn2_to_v" in key:
+            return [shape[0], 4096] if key.endswith("lora_down.weight") else shape
+        return shape
+
+    def wider_flux(key: str, shape: list[int]) -> list[int]:
+        # Flux block names at twice the Flux.1 width (a Flux.2-class model)
+        return [6144 if x == 3072 else x for x in shape]
+
+    cases = {"kolors": (reshaped("lora_sdxl_kohya", kolors), {"ss_base_model_version": "sdxl_base_v1-0"}, "sdxl"),
+             "wide_flux": (reshaped("lora_flux_kohya", wider_flux), {"ss_base_model_version": "flux1"}, "flux")}
+    for label, (tensors, metadata, claimed) in cases.items():
+        ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors, metadata), families=FAMILIES)
+        assert (ident.kind, ident.family) == ("lora", "unknown"), label
+        assert ident.lora is not None and ident.lora.target == "unknown"
+        assert any(f"metadata says {claimed}" in w and "not trusting the metadata" in w for w in ident.warnings), label
+        assert ident.because("conflict")
+
+
 def test_sd2_prediction_needs_metadata(tmp_path: Path) -> None:
     plain = identify_path(write_fixture(tmp_path, "sd21_768_v"), families=FAMILIES)
     assert plain.variant is None and plain.details["prediction"] is None

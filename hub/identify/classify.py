@@ -313,10 +313,15 @@ def _identify_lora(view: HeaderView, fams: Sequence[Family], ident: Identificati
             break
     claimed = _metadata_check(ident, fams, view.metadata)
     if ident.family == UNKNOWN and claimed is not None:
-        ident.family = claimed.name
         why = claimed.claimed_by(view.metadata)
-        ident.evidence.append(Evidence("family", claimed.name, f"{why} (metadata only: the adapted layers "
-                                                               "do not tell)"))
+        refuted = claimed.refute_lora(lv) if claimed.refute_lora is not None else None
+        if refuted:
+            ident.warnings.append(f"metadata says {claimed.name} ({why}) but {refuted}; not trusting the metadata")
+            ident.evidence.append(Evidence("conflict", claimed.name, f"{why} disagrees with the layers: {refuted}"))
+        else:
+            ident.family = claimed.name
+            ident.evidence.append(Evidence("family", claimed.name, f"{why} (metadata only: the adapted layers "
+                                                                   "do not tell)"))
     if ident.family == UNKNOWN:
         ident.evidence.append(Evidence("family", UNKNOWN, "no family's layer names and widths match the "
                                                           "adapted layers"))

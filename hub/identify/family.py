@@ -6,6 +6,11 @@ A :class:`Family` is data plus up to three matchers, one per kind of input:
 - ``match_lora(lora_view)``: a LoRA's adapted layers -> the family it targets, or None;
 - ``match_config(configs)``: a diffusers folder's ``model_index.json`` and component configs.
 
+and optionally ``refute_lora(lora_view)``: why a LoRA's measured layers rule this family out (a
+cross-attention width no variant of it has), or None. A LoRA no matcher places takes its family
+from metadata only when the named family's ``refute_lora`` has nothing against it: a Kolors LoRA
+trained with an SDXL script says ``sdxl_base_v1-0`` but its 4096-wide cross-attention does not fit.
+
 Built-in families live in ``hub_plugins.families`` and arrive through the plugin manager like any
 third-party family (``register_families`` hook), so a plugin can add an architecture or, with a
 higher ``priority`` or ``override=True``, refine an existing one. Matchers must be cheap (they run
@@ -43,6 +48,7 @@ class FamilyMatch:
 MatchFn = Callable[["HeaderView"], "FamilyMatch | None"]
 LoraMatchFn = Callable[["LoraView"], "FamilyMatch | None"]
 ConfigMatchFn = Callable[[DiffusersConfigs], "FamilyMatch | None"]
+LoraRefuteFn = Callable[["LoraView"], "str | None"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +75,7 @@ class Family:
     text_encoders: tuple[str, ...] = ()
     embedding_widths: tuple[int, ...] = ()
     metadata_ids: tuple[str, ...] = ()
+    refute_lora: LoraRefuteFn | None = None
 
     def claimed_by(self, metadata: dict[str, str]) -> str | None:
         """The metadata entry that names this family (``key=value``), or None."""
