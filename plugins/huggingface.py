@@ -186,6 +186,8 @@ class HuggingFaceSource(Source):
             return exc
         if isinstance(exc, OSError):
             return _Fallback(f"{endpoint}: {type(exc).__name__}: {_short(exc)}")
+        if isinstance(exc, ValueError):  # JSON that is not JSON: a captive portal, a proxy's page
+            return _Fallback(f"{endpoint}: answered something that is not the Hub's JSON ({type(exc).__name__})")
         raise exc
 
     def _each_endpoint(

@@ -213,3 +213,21 @@ def test_no_free_space_is_final_no_mirror_tried(hubs, tmp_path):
     with pytest.raises(LocalWriteError, match="not enough free space"):
         src.fetch(ctx, plan, tmp_path / "in")
     assert hubs.primary.cdn.requests() == [] and hubs.mirror.all_requests() == []
+
+
+def test_endpoint_answering_html_is_skipped_not_a_crash(hubs):
+    """A captive portal or a proxy's page in front of the first endpoint: JSON calls fall back like a 5xx does."""
+    from tests.fake_http import FakeServer, Reply
+
+    portal = FakeServer("portal").start()
+    try:
+        portal.route("GET", r"/.*")(lambda r: Reply(200, {"Content-Type": "text/html"}, b"<html>log in</html>"))
+        src = trusted(hubs)
+        ctx = make_ctx(SDHUB_HF_ENDPOINTS=f"{portal.url},{hubs.mirror.url}")
+        plan = src.plan(ctx, parse(f"hf:{REPO}"))  # lists the repository: JSON from the API
+        assert plan.filename == "pixel.safetensors" and plan.endpoint == hubs.mirror.url
+        assert src.search(ctx, SearchQuery(text="pixel")).results[0].ref == f"hf:{REPO}"
+        with pytest.raises(SourceError, match="every Hugging Face endpoint failed.*not the Hub's JSON"):
+            src.plan(make_ctx(SDHUB_HF_ENDPOINTS=portal.url), parse(f"hf:{REPO}"))
+    finally:
+        portal.stop()
