@@ -123,7 +123,10 @@ class LiblibSource(Source):
         return data
 
     def search(self, ctx: SourceContext, query: SearchQuery) -> SearchPage:
-        page = int(query.cursor or 1)
+        cursor = (query.cursor or "1").strip()
+        if not cursor.isdigit() or int(cursor) < 1:
+            raise SourceError(f"LiblibAI search cursors are page numbers (1, 2, …), not {query.cursor!r}")
+        page = int(cursor)
         body: dict[str, Any] = {"page": page, "pageSize": max(1, min(query.limit, 50)), "sort": 0}
         models = [c for t in query.types for c in KIND_CODES.get(t.lower(), [int(t)] if t.isdigit() else [])]
         bases = [c for b in query.base for c in FAMILY_CODES.get(b.lower(), [int(b)] if b.isdigit() else [])]

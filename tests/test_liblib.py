@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from hub.errors import AccessDeniedError, RemoteNotFoundError
+from hub.errors import AccessDeniedError, RemoteNotFoundError, SourceError
 from hub.refs import parse
 from hub.sources import SearchQuery
 from hub_plugins.liblib import LiblibSource, claimed_family, sign
@@ -94,6 +94,16 @@ def test_search_sends_type_and_base_codes(ctx, lib):
     body = __import__("json").loads(lib.site.requests("/api/www/model/search")[-1].body)
     assert body["models"] == [5, 6] and body["types"] == [3] and body["page"] == 1
     assert SRC.search(ctx, SearchQuery(types=["checkpoint"])).results[0].claimed_family == "flux"
+
+
+def test_search_pages_by_cursor_and_refuses_a_foreign_cursor(ctx, lib):
+    first = SRC.search(ctx, SearchQuery(limit=1))
+    assert first.next_cursor == "2"
+    second = SRC.search(ctx, SearchQuery(limit=1, cursor=first.next_cursor))
+    assert second.next_cursor is None and {r.ref for r in first.results + second.results} == {f"liblib:{M1}",
+                                                                                            f"liblib:{M2}"}
+    with pytest.raises(SourceError, match="cursors are page numbers"):
+        SRC.search(ctx, SearchQuery(cursor="75363|932023|257749"))  # a Civitai cursor
 
 
 def test_signed_open_api_lookup_when_keys_configured(lib):
