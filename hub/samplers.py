@@ -33,6 +33,13 @@ FAMILY_SCHEDULE: dict[str, str] = {
 
 ANY_FAMILY = "*"
 
+#: Base-config options that belong to the sampler, not the model: the sigma schedule (Karras,
+#: exponential, beta) and the DPM-Solver algorithm. A model saved with "DPM++ 2M SDE Karras" as its
+#: scheduler must not turn "Euler" into Euler Karras, nor make DEIS refuse the SDE algorithm; recipes
+#: that want one of these set it themselves. Betas, prediction type, spacing and shift stay.
+SAMPLER_OWNED_OPTIONS = frozenset({"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
+                                   "algorithm_type"})
+
 
 def schedule_kind(family: str) -> str | None:
     """"eps" or "flow" for a known family, None otherwise."""
@@ -148,10 +155,13 @@ class SchedulerSampler(Sampler):
                 )
             options[key] = config.get(value.key, value.default) if isinstance(value, FromBase) else value
         # Keys of the base config that this class does not know are ignored by from_config.
+        model_config = {k: v for k, v in config.items() if k not in SAMPLER_OWNED_OPTIONS}
         try:
-            return cls.from_config(dict(config), **options)
+            return cls.from_config(model_config, **options)
         except ImportError as exc:  # diffusers' optional backends (scipy, torchsde)
             raise SamplerError(f"sampler {self.name!r} cannot be built: {str(exc).strip()}") from exc
+        except (ValueError, TypeError, NotImplementedError) as exc:  # options this model's config cannot take
+            raise SamplerError(f"sampler {self.name!r} cannot be built for this model: {exc}") from exc
 
 
 def _is_flow_config(config: Mapping[str, Any]) -> bool:
@@ -220,6 +230,7 @@ def require_serves(sampler: Sampler, family: str) -> None:
 __all__ = [
     "ANY_FAMILY",
     "FAMILY_SCHEDULE",
+    "SAMPLER_OWNED_OPTIONS",
     "FromBase",
     "Sampler",
     "SchedulerRecipe",

@@ -506,7 +506,14 @@ class DiffusersRunner(Runner):
         import torch
 
         seeds = [request.seed + i for i in range(request.num_images)]
-        self.pipe.scheduler = _seeded(self._scheduler(request.sampler, self.base_scheduler_config), seeds)
+        try:
+            scheduler = self._scheduler(request.sampler, self.base_scheduler_config)
+        except SdhubError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin sampler's build() failing
+            name = getattr(request.sampler, "name", "default")
+            raise PipelineError(f"sampler {name!r} cannot build a scheduler for this model: {_brief(exc)}") from exc
+        self.pipe.scheduler = _seeded(scheduler, seeds)
         generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         total = request.steps  # with a refiner, base and refiner share the steps
         done = [0]

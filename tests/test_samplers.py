@@ -120,6 +120,23 @@ def test_sampler_builds_the_right_scheduler(base_configs: dict[str, Any], name: 
     assert len(scheduler.timesteps) >= 4
 
 
+def test_the_sampler_not_the_models_saved_scheduler_picks_the_schedule() -> None:
+    """Many models ship "DPM++ 2M SDE Karras" as their scheduler: "Euler" on them is still plain Euler."""
+    diffusers = pytest.importorskip("diffusers")
+    shipped = diffusers.DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                    use_karras_sigmas=True, algorithm_type="sde-dpmsolver++",
+                                                    timestep_spacing="leading", prediction_type="v_prediction")
+    base = {**dict(shipped.config), "_class_name": type(shipped).__name__}
+    expected = {"euler": (False, None), "dpmpp_2m": (False, "dpmsolver++"), "dpmpp_2m_karras": (True, "dpmsolver++"),
+                "dpmpp_2m_sde": (False, "sde-dpmsolver++"), "deis": (False, "deis"), "heun": (False, None)}
+    for name, (karras, algorithm) in expected.items():
+        scheduler = get_sampler(name, "sdxl").build(base, "sdxl")
+        assert bool(getattr(scheduler.config, "use_karras_sigmas", False)) is karras, name
+        assert scheduler.config.get("algorithm_type") == algorithm, name
+        assert scheduler.config.prediction_type == "v_prediction", name  # the model's own options survive
+        assert scheduler.config.timestep_spacing == "leading", name
+
+
 def test_every_builtin_sampler_builds_for_every_family_it_serves(base_configs: dict[str, Any]) -> None:
     import importlib.util
 
