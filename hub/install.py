@@ -334,9 +334,14 @@ def _verify(fp: Any, plan: DownloadPlan, fetched: FetchedFile) -> list[str]:
         "blake3": fp.blake3,
         "crc32": fp.crc32,
     }
+    # Civitai's CRC32 byte order is only known from its old scanner (sources.md §2): a CRC32 in
+    # zlib's order is the same file, not a mismatch that should quarantine a good download.
+    crc32_zlib = getattr(fp, "crc32_zlib", None)
     for name, value in published.items():
         mine = ours.get(name)
         if mine is None:
+            continue
+        if name == "crc32" and crc32_zlib and value == crc32_zlib.lower():
             continue
         if not mine.lower().startswith(value):
             problems.append(f"{name} is {mine[:len(value)]} but {plan.source} publishes {value}")

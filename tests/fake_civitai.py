@@ -53,6 +53,7 @@ class CFile:
     published_sha256: str | None = None  # to publish a wrong hash on purpose
     content_disposition: str | None = None
     download_url: str | None = None  # to publish a downloadUrl on another host
+    hash_overrides: dict[str, str] = field(default_factory=dict)  # e.g. {"CRC32": ...} in another byte order
 
 
 @dataclass
@@ -112,6 +113,7 @@ class FakeCivitai:
         hashes = civitai_hashes(f.data)
         if f.published_sha256:
             hashes["SHA256"] = f.published_sha256.upper()
+        hashes.update(f.hash_overrides)
         url = f"https://civitai.com/api/download/models/{v.id}"
         if not f.primary:
             url += f"?type={f.type.replace(' ', '%20')}&format={f.metadata.get('format')}"

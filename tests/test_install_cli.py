@@ -122,6 +122,21 @@ def test_hash_mismatch_is_quarantined_and_catalogue_untouched(hub, world):
     assert not list(store(hub).rglob("lora/*/corrupt.safetensors"))
 
 
+def test_crc32_in_either_byte_order_verifies_and_a_wrong_one_quarantines(hub, world, tmp_path):
+    import zlib
+
+    good = sdxl_lora_bytes(tmp_path, seed=21)
+    bad = sdxl_lora_bytes(tmp_path, seed=22)
+    world["civitai"].add(CModel(1040, "zlib order", "LORA", versions=[CVersion(2400, "v1", "SDXL 1.0", files=[
+        CFile(3400, "zlib-order.safetensors", good, hash_overrides={"CRC32": f"{zlib.crc32(good):08X}"})])]))
+    world["civitai"].add(CModel(1041, "wrong crc", "LORA", versions=[CVersion(2410, "v1", "SDXL 1.0", files=[
+        CFile(3410, "wrong-crc.safetensors", bad, hash_overrides={"CRC32": "DEADBEEF"})])]))
+    assert install(hub, "civitai:1040").status == "installed"
+    with pytest.raises(HashMismatchError, match="crc32 is .* but civitai publishes deadbeef"):
+        install(hub, "civitai:1041")
+    assert [Path(r.path).name for r in hub.list()] == ["zlib-order.safetensors"]
+
+
 def test_malicious_file_name_stays_in_the_store(hub, world):
     result = install(hub, "civitai:1009")
     assert Path(result.path).name == "sneaky.safetensors"
