@@ -32,7 +32,13 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .errors import DownloadError, LocalWriteError, RateLimitedError, SdhubError, SourceError
+from .errors import (
+    DownloadError,
+    LocalWriteError,
+    RateLimitedError,
+    SdhubError,
+    SourceError,
+)
 
 USER_AGENT = "sdhub/0.1 (+https://github.com/sdhub; python-requests)"
 PART_SUFFIX = ".part"
@@ -1218,7 +1224,7 @@ def keep_resumable(part: Path, url: str, expected_sha256: str | None = None) -> 
     :mod:`hub.install` calls it when a finished download could not be registered (interrupted
     while fingerprinting, the store not writable): the next run reuses the bytes.
     """
-    name = part.name[: -len(PART_SUFFIX)] if part.name.endswith(PART_SUFFIX) else part.name
+    name = part.name.removesuffix(PART_SUFFIX)
     _State(url=url, expected_sha256=expected_sha256, total=part.stat().st_size).save(part.with_name(name + STATE_SUFFIX))
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from hub.download import describe_network_error, origin, redact_url
+from hub.download import describe_network_error, origin
 from hub.errors import (
     AccessDeniedError,
     AuthRequiredError,
@@ -145,6 +145,11 @@ class HuggingFaceSource(Source):
             return token
         return False
 
+    def _file_auth(self, ctx: SourceContext, endpoint: str, location: str) -> dict[str, str]:
+        """The header for the file request: only when the file is served by the endpoint itself, never a CDN."""
+        token = self.token_for(ctx, endpoint)
+        return {"Authorization": f"Bearer {token}"} if token and origin(location) == origin(endpoint) else {}
+
     def _timeout(self, ctx: SourceContext) -> float:
         return min(self.metadata_timeout, ctx.download_options.timeout[0] + ctx.download_options.timeout[1])
 
@@ -157,7 +162,7 @@ class HuggingFaceSource(Source):
         if isinstance(exc, errors.OfflineModeIsEnabled):
             return SourceError(f"{what}: HF_HUB_OFFLINE is set, so huggingface_hub makes no requests")
         if isinstance(exc, httpx2.TransportError | errors.FileMetadataError | errors.LocalEntryNotFoundError):
-            return _Fallback(f"{endpoint}: {type(exc).__name__}: {_short(exc)}")
+            return _Fallback(f"{endpoint}: {type(exc).__name__}: {describe_network_error(exc)}")
         if isinstance(exc, errors.GatedRepoError):
             return AuthRequiredError(
                 f"{what} is gated on {endpoint}: accept its terms on the model page, then set HF_TOKEN"
@@ -185,7 +190,7 @@ class HuggingFaceSource(Source):
         if isinstance(exc, SdhubError):
             return exc
         if isinstance(exc, OSError):
-            return _Fallback(f"{endpoint}: {type(exc).__name__}: {_short(exc)}")
+            return _Fallback(f"{endpoint}: {type(exc).__name__}: {describe_network_error(exc)}")
         if isinstance(exc, ValueError):  # JSON that is not JSON: a captive portal, a proxy's page
             return _Fallback(f"{endpoint}: answered something that is not the Hub's JSON ({type(exc).__name__})")
         raise exc
@@ -307,8 +312,7 @@ class HuggingFaceSource(Source):
         family = claimed_family(tags)
         kind = "lora" if "lora" in [t.lower() for t in tags] else None
         location = meta.location
-        token = self.token_for(ctx, endpoint)
-        auth = {"Authorization": f"Bearer {token}"} if token and origin(location) == origin(endpoint) else {}
+        auth = self._file_auth(ctx, endpoint, location)
         warnings = [f"skipped {s}" for s in skipped]
         if not sha256 and not git_sha1:
             warnings.append("the Hub published no content hash for this file: it cannot be verified")
@@ -376,8 +380,7 @@ class HuggingFaceSource(Source):
                     failures.append(f"{endpoint}: serves a different file (ETag {meta.etag}), skipped")
                     continue
                 location = meta.location
-                token = self.token_for(ctx, endpoint)
-                auth = {"Authorization": f"Bearer {token}"} if token and origin(location) == origin(endpoint) else {}
+                auth = self._file_auth(ctx, endpoint, location)
             try:
                 result = ctx.downloader().fetch(
                     location,
@@ -469,11 +472,6 @@ class HuggingFaceSource(Source):
 
     def ref_for(self, info: SourceInfo) -> Ref | None:
         return Ref("hf", model_id=info.model_id, version_id=info.version_id, file=info.file_id)
-
-
-def _short(exc: BaseException) -> str:
-    text = re.sub(r"https?://\S+", lambda m: redact_url(m.group(0)), str(exc)).replace("\n", " ")
-    return text[:160]
 
 
 @hookimpl
