@@ -66,13 +66,20 @@ def pick_device(requested: str | None = None) -> str:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
-    kind = want.split(":")[0]
+    kind, _, index = want.partition(":")
+    if kind not in ("cuda", "mps", "cpu", "xpu"):
+        raise PipelineError(f"unknown device {requested!r}; use auto, cuda, cuda:N, mps or cpu")
     if kind == "cuda" and not torch.cuda.is_available():
         raise PipelineError(f"device {requested!r} requested but CUDA is not available (torch {torch.__version__})")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise PipelineError(f"device {requested!r} requested but MPS is not available")
-    if kind not in ("cuda", "mps", "cpu", "xpu"):
-        raise PipelineError(f"unknown device {requested!r}; use auto, cuda, cuda:N, mps or cpu")
+    xpu = getattr(torch, "xpu", None)
+    if kind == "xpu" and not (xpu is not None and xpu.is_available()):
+        raise PipelineError(f"device {requested!r} requested but no Intel XPU is available (torch {torch.__version__})")
+    if index and kind in ("cuda", "xpu"):
+        count = torch.cuda.device_count() if kind == "cuda" else xpu.device_count()  # type: ignore[union-attr]
+        if not index.isdigit() or int(index) >= count:
+            raise PipelineError(f"device {requested!r} does not exist ({count} {kind} device(s))")
     return want
 
 

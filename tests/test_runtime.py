@@ -429,6 +429,15 @@ def test_device_and_dtype_selection() -> None:
         with pytest.raises(PipelineError, match="CUDA is not available"):
             pick_device("cuda")
         assert pick_device(None) in ("cpu", "mps")
+    else:
+        with pytest.raises(PipelineError, match="does not exist"):
+            pick_device(f"cuda:{torch.cuda.device_count()}")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is None or not xpu.is_available():
+        with pytest.raises(PipelineError, match="no Intel XPU"):  # not torch's AssertionError at .to()
+            pick_device("xpu")
+    with pytest.raises(PipelineError, match="unknown device"):
+        pick_device("tpu")
 
 
 def test_bf16_weights_vae_tiling_and_compile_are_applied() -> None:
