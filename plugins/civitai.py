@@ -109,6 +109,12 @@ def published_hashes(file: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def file_size(file: dict[str, Any]) -> int | None:
+    """Bytes from ``sizeKB`` (a float of KiB: approximate, good for display and the space check)."""
+    size_kb = file.get("sizeKB")
+    return round(float(size_kb) * 1024) if size_kb else None
+
+
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -224,7 +230,7 @@ class CivitaiSource(Source):
             kind=TYPE_KIND.get(item.get("type") or "", (item.get("type") or "").lower() or None),
             base_model=version.get("baseModel"),
             claimed_family=claimed_family(version.get("baseModel")),
-            size=int(primary["sizeKB"] * 1024) if primary and primary.get("sizeKB") else None,
+            size=file_size(primary) if primary else None,
             downloads=stats.get("downloadCount"),
             likes=stats.get("thumbsUpCount"),
             nsfw=item.get("nsfw"),
@@ -343,13 +349,12 @@ class CivitaiSource(Source):
                 if v is not None
             },
         )
-        size_kb = file.get("sizeKB")
         return DownloadPlan(
             source=self.name,
             ref=f"civitai:{model_id}@{version_id}/{file.get('id')}" if len(files) > 1 else label,
             url=url,
             filename=str(file.get("name") or f"civitai_{version_id}.safetensors"),
-            size=int(round(float(size_kb) * 1024)) if size_kb else None,
+            size=file_size(file),
             source_info=info,
             sha256=hashes.get("sha256"),
             published_hashes=hashes,
@@ -418,7 +423,7 @@ class CivitaiSource(Source):
             out.append(
                 RemoteFile(
                     name=str(f.get("name")),
-                    size=int(round(float(f["sizeKB"]) * 1024)) if f.get("sizeKB") else None,
+                    size=file_size(f),
                     sha256=hashes.get("sha256"),
                     file_id=str(f.get("id")),
                     kind=f.get("type"),
