@@ -347,7 +347,7 @@ def _hf_url(raw: str, segs: list[str]) -> Ref:
 
 
 def looks_like_reference(text: str) -> bool:
-    """True when ``text`` parses (used to tell a reference from a local name in ``hub.resolve``)."""
+    """True when ``text`` parses as a reference (pasted URLs of the public hosts only: no configured endpoints)."""
     try:
         parse(text)
     except BadReferenceError:

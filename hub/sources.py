@@ -253,8 +253,6 @@ class Source(ABC):
     name: str = ""
     aliases: tuple[str, ...] = ()
     description: str = ""
-    #: Host names of pasted URLs this source understands (besides its configured endpoint).
-    url_hosts: tuple[str, ...] = ()
 
     def handles(self, ref: Ref) -> bool:
         """Whether this source owns ``ref`` (by default: its scheme is our name)."""

@@ -92,7 +92,6 @@ def test_installed_reference_resolves_with_no_network(hub, world):
         assert model.path == store(hub) / "lora" / "sdxl" / "pixel-art-xl.safetensors", ref
         assert model.installed_now is False
     assert install(hub, "civitai:1001@2002").status == "already-installed"
-    world["civitai"].api.log.clear()
 
 
 def test_resolve_installs_on_a_miss_and_hub_methods_delegate(hub, world):
