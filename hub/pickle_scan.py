@@ -94,13 +94,24 @@ class _Inert:
 
 
 class _StorageType:
+    __slots__ = ("dtype",)
+
     def __init__(self, dtype: str) -> None:
         self.dtype = dtype
+
+    def __setstate__(self, state: Any) -> None:
+        # BUILD on a stand-in would rewrite it (e.g. FloatStorage's dtype): a checkpoint never does that
+        raise TypeError("a torch storage type takes no state")
 
 
 class _DType:
+    __slots__ = ("dtype",)
+
     def __init__(self, dtype: str) -> None:
         self.dtype = dtype
+
+    def __setstate__(self, state: Any) -> None:
+        raise TypeError("a torch dtype takes no state")
 
 
 def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any = None, *rest: Any) -> TensorRef:
@@ -177,6 +188,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f"{self.path}: unsafe pickle: it references {module}.{name}, which is not a torch tensor "
                 "rebuild function; refusing to load it (it could run code)", offending=f"{module}.{name}")
         self.used.add(f"{module}.{name}")
+        if isinstance(stand_in, (_StorageType, _DType)):
+            # a copy per file: whatever one pickle does to it cannot change how the next file reads
+            return type(stand_in)(stand_in.dtype)
         return stand_in
 
     def persistent_load(self, pid: Any) -> StorageRef:

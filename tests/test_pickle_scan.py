@@ -214,3 +214,15 @@ def test_other_bad_checkpoints(tmp_path: Path) -> None:
                 dst.writestr(item, src.read(item.filename))
     with pytest.raises(TruncatedFileError, match="storages"):
         scan_checkpoint(stripped)
+
+
+def test_a_pickle_cannot_change_how_the_next_file_is_read(tmp_path: Path) -> None:
+    """The allow-list's stand-ins are shared objects: BUILD on one must not rewrite it for later scans."""
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2, 3)}}, good)
+    # GLOBAL torch.FloatStorage, then BUILD it with {"dtype": "F16"} (pickle protocol 2, by hand)
+    poison = tmp_path / "poison.pt"
+    poison.write_bytes(b"\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeX\x03\x00\x00\x00F16sb.")
+    with pytest.raises(NotACheckpointError):
+        scan_checkpoint(poison)
+    assert scan_checkpoint(good).tensors["w"].dtype == "F32"
