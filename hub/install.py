@@ -254,8 +254,9 @@ def plan_for(hub: Hub, ref: Ref, ctx: SourceContext) -> tuple[Source, DownloadPl
             plan = source.plan_for_hash(ctx, ref.hash_value or "")
         except RemoteNotFoundError:
             plan = None
-        except SourceError as exc:
-            problems.append(f"{source.name}: {exc}")
+        except Exception as exc:  # as in search: one source failing (maybe a plugin's) must not hide the others
+            problems.append(f"{source.name}: {exc}" if isinstance(exc, SdhubError)
+                            else source_failure(source.name, "hash lookup", exc))
             continue
         if plan is not None:
             return source, plan

@@ -259,6 +259,38 @@ def test_install_by_hash_asks_sources_when_not_local(hub, world):
         install(hub, "sha256:" + "0" * 64)
 
 
+def test_install_by_hash_survives_a_crashing_plugin_source(world, monkeypatch, plugin_registration):
+    from hub import hookimpl
+    from hub.sources import Source
+
+    class Broken(Source):
+        name = "broken"
+
+        def search(self, ctx, query):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+        def plan(self, ctx, ref):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+        def plan_for_hash(self, ctx, sha256):  # type: ignore[no-untyped-def]
+            raise KeyError("files")
+
+    class Plugin:
+        __name__ = "broken-plugin"
+
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            register(Broken())
+
+    plugin_registration(Plugin(), "broken-plugin")
+    monkeypatch.setenv("SDHUB_SOURCES", "broken,civitai,hf,liblib")  # asked first
+    with Hub() as h:
+        sha = hashlib.sha256(world["lora"]).hexdigest()
+        assert install(h, f"sha256:{sha}").record.sources[0].source == "civitai"
+        with pytest.raises(RemoteNotFoundError, match="source 'broken' failed in hash lookup: KeyError"):
+            install(h, "sha256:" + "0" * 64)
+
+
 def test_liblib_install_end_to_end(hub, world):
     result = install(hub, f"https://www.liblib.art/modelinfo/{LIB_M}?versionUuid={LIB_V}")
     assert result.status == "installed"
