@@ -659,7 +659,7 @@ class _Stop(Exception):
 class _State:
     """What is persisted beside the .part so a later run can resume safely."""
 
-    url: str
+    url: str  # for people reading the file; without its query (a signed link must not sit on disk)
     expected_sha256: str | None
     total: int | None = None
     etag: str | None = None
@@ -831,7 +831,7 @@ class Downloader:
         if state is None or not part.exists():
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
-            state = _State(url=ctx.url, expected_sha256=ctx.expected_sha256)
+            state = _State(url=redact_url(ctx.url), expected_sha256=ctx.expected_sha256)
         if pending is not None and (state.segments or (part.exists() and part.stat().st_size > 0)):
             pending.close()  # there is something to resume: ask for the rest instead
             pending = None
@@ -854,7 +854,7 @@ class Downloader:
                     raise DownloadError(f"{ctx.what}: the server's file keeps changing during the download") from None
                 with contextlib.suppress(FileNotFoundError):
                     part.unlink()
-                state = _State(url=ctx.url, expected_sha256=ctx.expected_sha256)
+                state = _State(url=redact_url(ctx.url), expected_sha256=ctx.expected_sha256)
         with contextlib.suppress(FileNotFoundError):
             state_path.unlink()
         result.requests_made = self.requests_made
@@ -1225,7 +1225,7 @@ def keep_resumable(part: Path, url: str, expected_sha256: str | None = None) -> 
     while fingerprinting, the store not writable): the next run reuses the bytes.
     """
     name = part.name.removesuffix(PART_SUFFIX)
-    _State(url=url, expected_sha256=expected_sha256, total=part.stat().st_size).save(part.with_name(name + STATE_SUFFIX))
+    _State(url=redact_url(url), expected_sha256=expected_sha256, total=part.stat().st_size).save(part.with_name(name + STATE_SUFFIX))
 
 
 def _write_error_message(what: str, path: Path, exc: OSError) -> str:
