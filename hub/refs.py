@@ -291,7 +291,10 @@ def _host_scheme(netloc: str, hosts: Mapping[str, str]) -> str | None:
 
 
 def _parse_url(raw: str, text: str, hosts: Mapping[str, str]) -> Ref:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise _bad(raw, f"not a valid URL ({exc})") from None
     scheme = _host_scheme(parts.netloc, hosts)
     query = parse_qs(parts.query)
     segments = [unquote(s) for s in parts.path.split("/") if s]

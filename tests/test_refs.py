@@ -97,6 +97,7 @@ def test_configured_hosts_are_recognised():
         ("autov2:" + "a" * 12, "at most 10 hex digits"),
         ("abcdef123", "8, 10, 12 or 64 hex digits"),
         ("https://example.com/model.safetensors", "not a known source host"),
+        ("https://[::1/models/1", "not a valid URL"),
         ("https://civitai.com/images/123", "not a Civitai model page"),
         ("https://huggingface.co/datasets/org/ds", "datasets and spaces"),
         ("urn:air:sdxl:lora:tensorart:1@2", "AIR source 'tensorart'"),
