@@ -47,8 +47,7 @@ TORCH_DTYPES = {
     "double": "F64", "int64": "I64", "long": "I64", "int32": "I32", "int": "I32", "int16": "I16", "int8": "I8",
     "uint8": "U8", "bool": "BOOL", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "complex64": "C64",
 }
-DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-               "BOOL": 1, "C64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
 
 
 @dataclass(frozen=True)
@@ -317,8 +316,11 @@ def _flatten(obj: Any, prefix: str, out: dict[str, TensorRef], depth: int) -> No
             _flatten(value, f"{prefix}{key}.", out, depth + 1)
 
 
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+
+
 def is_pickle_name(path: str | os.PathLike[str]) -> bool:
-    return os.fspath(path).lower().endswith((".ckpt", ".pt", ".pth", ".bin", ".pkl"))
+    return os.fspath(path).lower().endswith(PICKLE_SUFFIXES)
 
 
 __all__ = ["ALLOWED_GLOBALS", "CheckpointScan", "TensorRef", "is_pickle_name", "scan_checkpoint"]

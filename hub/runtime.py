@@ -224,9 +224,11 @@ def model_to_run(res: Resolved, family: str | None = None, default_family: str |
 
     ``default_family`` is used only when identification cannot place the file (a --refiner is a refiner).
     """
+    from .pickle_scan import is_pickle_name
+
     ident = res.identification or _identify(res.path)
     is_dir = res.path.is_dir()
-    fmt = "diffusers" if is_dir else ("ckpt" if res.path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin") else "safetensors")
+    fmt = "diffusers" if is_dir else ("ckpt" if is_pickle_name(res.path) else "safetensors")
     identified_family = getattr(ident, "family", None)
     identified_kind = getattr(ident, "kind", None)
     chosen_family = family or identified_family
@@ -605,9 +607,9 @@ def _as_list(loras: Any) -> list[Any]:
 
 __all__ = [
     "FAMILY_CHOICES",
-    "check_size",
     "Generation",
     "RuntimePipeline",
+    "check_size",
     "format_infotext",
     "parse_lora_arg",
     "pick_device",

@@ -24,7 +24,6 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain, repeat
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import (
@@ -428,5 +427,8 @@ def header_size_of(path: str | os.PathLike[str]) -> int:
     return int(struct.unpack("<Q", prefix)[0])
 
 
-def is_safetensors_name(path: str | Path) -> bool:
-    return str(path).lower().endswith((".safetensors", ".sft"))
+SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
+
+
+def is_safetensors_name(path: str | os.PathLike[str]) -> bool:
+    return os.fspath(path).lower().endswith(SAFETENSORS_SUFFIXES)

@@ -366,7 +366,7 @@ class DiffusersPipeline(Pipeline):
             )
         except SdhubError:
             raise
-        except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise many types (SingleFileComponentError...)
+        except Exception as exc:  # diffusers/transformers raise many types (SingleFileComponentError...)
             raise PipelineError(f"{model.path}: cannot load as a {model.family} {self.pipeline_class}: {_brief(exc)}") from exc
 
     def _sd3_text_encoders(self, path: Path, config: Path, torch_dtype: Any) -> dict[str, Any]:
@@ -417,7 +417,7 @@ class DiffusersPipeline(Pipeline):
                 )
         except SdhubError:
             raise
-        except Exception as exc:  # noqa: BLE001 - as in _load_pipe
+        except Exception as exc:  # as in _load_pipe
             raise PipelineError(f"{refiner.path}: cannot load as an SDXL refiner: {_brief(exc)}") from exc
         _eval_all(pipe)
         pipe.set_progress_bar_config(disable=True)
@@ -510,7 +510,7 @@ class DiffusersRunner(Runner):
             scheduler = self._scheduler(request.sampler, self.base_scheduler_config)
         except SdhubError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a plugin sampler's build() failing
+        except Exception as exc:  # a plugin sampler's build() failing
             name = getattr(request.sampler, "name", "default")
             raise PipelineError(f"sampler {name!r} cannot build a scheduler for this model: {_brief(exc)}") from exc
         self.pipe.scheduler = _seeded(scheduler, seeds)
@@ -544,7 +544,7 @@ class DiffusersRunner(Runner):
             return list(result.images)
         except SdhubError:
             raise
-        except Exception as exc:  # noqa: BLE001 - e.g. a --family that does not fit the folder's components
+        except Exception as exc:  # e.g. a --family that does not fit the folder's components
             raise PipelineError(f"generation failed: {_brief(exc)}") from exc
 
     def close(self) -> None:

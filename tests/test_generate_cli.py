@@ -195,3 +195,10 @@ def test_pipelines_command(run_cli: Any) -> None:
     assert by_name["stable-diffusion-xl"]["defaults"]["width"] == 1024
     table = run_cli("pipelines").output
     assert "stable-diffusion" in table and "sd1" in table and "dpmpp_2m_karras" in table
+
+
+def test_family_choices_of_the_cli_are_the_runtimes() -> None:
+    from hub.cli import runtime_cmds
+    from hub.runtime import FAMILY_CHOICES
+
+    assert runtime_cmds.FAMILIES == FAMILY_CHOICES

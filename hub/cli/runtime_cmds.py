@@ -13,7 +13,7 @@ import click
 
 from .base import cli, emit_json, json_option, print_table, progress_enabled, quiet_option
 
-FAMILIES = ("sd1", "sd2", "sdxl", "sd3")
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3")  # hub.runtime.FAMILY_CHOICES, without importing the runtime here
 
 
 def _unused_path(path: Path) -> Path:

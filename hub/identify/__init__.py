@@ -68,8 +68,6 @@ __all__ = [
     "shape_evidence",
 ]
 
-SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 OTHER_MODEL_SUFFIXES = {".gguf": "GGUF", ".onnx": "ONNX", ".engine": "TensorRT engine", ".pb": "TensorFlow"}
 
 
@@ -103,10 +101,13 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
         return identify_folder(p, fams)
     if not p.exists():
         raise FileAccessError(f"{p}: no such file or directory")
+    from ..pickle_scan import is_pickle_name
+    from ..safetensors_header import is_safetensors_name
+
     name = p.name.lower()
-    if name.endswith(SAFETENSORS_SUFFIXES):
+    if is_safetensors_name(name):
         return _identify_safetensors(p, fams)
-    if name.endswith(PICKLE_SUFFIXES):
+    if is_pickle_name(name):
         return _identify_pickle(p, fams)
     for suffix, what in OTHER_MODEL_SUFFIXES.items():
         if name.endswith(suffix):

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, compress, repeat
 from typing import Any
 
+from ..safetensors_header import DTYPE_BITS
 from .family import Family, FamilyMatch
 from .lora import analyse as analyse_lora
 from .lora import looks_like_lora
@@ -44,9 +45,7 @@ COMPONENT_ORDER = ("unet", "dit", "vae", "clip_l", "clip_h", "clip_g", "t5", "t5
 PRECISION_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64", "F8_E4M3": "fp8",
                    "F8_E5M2": "fp8", "F8_E4M3FNUZ": "fp8", "F8_E5M2FNUZ": "fp8", "F8_E8M0": "fp8",
                    "F4": "fp4", "F6_E2M3": "fp6", "F6_E3M2": "fp6", "I8": "int8", "U8": "uint8"}
-DTYPE_BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
-              "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-              "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64}
+
 
 # Metadata worth keeping with the identification (small; the rest stays in the file).
 METADATA_KEYS = ("ss_base_model_version", "ss_network_module", "ss_network_dim", "ss_network_alpha",
