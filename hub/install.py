@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -215,7 +216,39 @@ def _local(hub: Hub, ref: Ref) -> list[FileRecord]:
             records = [r for r in records
                        if any(s.source == "hf" and s.extra.get("revision") == ref.version_id for s in r.sources)]
         return _on_disk(records)
-    return _on_disk(cat.by_source(ref.scheme, ref.model_id, ref.version_id, ref.file))
+    records = cat.by_source(ref.scheme, ref.model_id, ref.version_id, ref.file)
+    if ref.scheme == "civitai" and not ref.file:
+        records = [r for r in records if _civitai_file_matches(r, ref)]
+    return _on_disk(records)
+
+
+_CIVITAI_FILE_SELECTORS = frozenset({"type", "format", "size", "fp", "quantType", "fileId"})
+
+
+def _civitai_file_matches(record: FileRecord, ref: Ref) -> bool:
+    """Whether ``record`` is the file ``ref`` picks among its version's files.
+
+    ``by_source`` returns every installed file of a version: a VAE installed from it must not
+    answer ``civitai:<model>@<version>`` (the primary file) or ``…?type=Model``. Each file's own
+    download URL tells them apart: Civitai adds ``?type=&format=…`` or ``?fileId=`` to every file
+    but the primary one (sources.md §1.4).
+    """
+    selectors = dict(ref.selectors)
+    for info in record.sources:
+        if info.source != "civitai" or (ref.version_id and str(info.version_id) != ref.version_id):
+            continue
+        if ref.model_id and str(info.model_id) != ref.model_id:
+            continue
+        query = {k: v[0] for k, v in parse_qs(urlsplit(info.download_url or "").query).items()}
+        if "fileId" in selectors:
+            matched = str(info.file_id) == selectors["fileId"]
+        elif selectors:
+            matched = all(query.get(key) == value for key, value in selectors.items())
+        else:
+            matched = not (query.keys() & _CIVITAI_FILE_SELECTORS)
+        if matched:
+            return True
+    return False
 
 
 def find_local(hub: Hub, ref: str) -> list[FileRecord] | None:

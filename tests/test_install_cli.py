@@ -94,6 +94,23 @@ def test_installed_reference_resolves_with_no_network(hub, world):
     assert install(hub, "civitai:1001@2002").status == "already-installed"
 
 
+def test_each_file_of_a_version_answers_only_its_own_reference(hub, world, tmp_path):
+    model, vae = sdxl_lora_bytes(tmp_path, seed=31), b"vae bytes" * 300
+    world["civitai"].add(CModel(1050, "Two files", "Checkpoint", versions=[CVersion(2500, "v1", "SDXL 1.0", files=[
+        CFile(3500, "two.safetensors", model),
+        CFile(3501, "two-vae.safetensors", vae, type="VAE", primary=False),
+    ])]))
+    vae_url = "https://civitai.com/api/download/models/2500?type=VAE&format=SafeTensor"
+    assert Path(install(hub, "civitai:1050@2500/3501").path).name == "two-vae.safetensors"
+    primary = install(hub, "civitai:1050@2500")
+    assert primary.status == "installed" and Path(primary.path).name == "two.safetensors"
+    world["civitai"].stop()  # from here on, the catalogue alone must answer, each reference with its file
+    for ref, name in (("civitai:1050@2500", "two.safetensors"), ("civitai:@2500", "two.safetensors"),
+                      ("civitai:1050@2500/3501", "two-vae.safetensors"), (vae_url, "two-vae.safetensors"),
+                      ("https://civitai.com/api/download/models/2500?fileId=3501", "two-vae.safetensors")):
+        assert resolve(hub, ref).path.name == name, ref
+
+
 def test_resolve_installs_on_a_miss_and_hub_methods_delegate(hub, world):
     model = hub.resolve("civitai:@2002")
     assert model.installed_now and Path(model).exists()
