@@ -310,9 +310,12 @@ def refute_lora_sdxl_refiner(lv: LoraView) -> str | None:
 
 # -- UNet diffusers folders --------------------------------------------------------------------------
 def _unet_config(configs: DiffusersConfigs, family: str, context: int, adm: int | None,
-                 channels: int) -> FamilyMatch | None:
+                 channels: int, unclip_dims: tuple[int, ...] = ()) -> FamilyMatch | None:
     unet = configs.get("unet")
     if not unet:
+        return None
+    # SVD's UNetSpatioTemporalConditionModel has SD2's widths and 8 input channels: not an SD2 pix2pix
+    if unet.get("_class_name", "UNet2DConditionModel") != "UNet2DConditionModel":
         return None
     ctx = unet.get("cross_attention_dim")
     if isinstance(ctx, list):
@@ -325,6 +328,13 @@ def _unet_config(configs: DiffusersConfigs, family: str, context: int, adm: int 
         return None
     if adm is not None and unet.get("projection_class_embeddings_input_dim") not in (None, adm):
         return None
+    # A class embedding the family does not have is another model, except SD2 unCLIP's image embedding
+    # (the single-file matcher's label_emb rule).
+    class_embed = unet.get("class_embed_type")
+    image_dim = unet.get("projection_class_embeddings_input_dim") if class_embed else None
+    unclip = adm is None and class_embed is not None
+    if unclip and not (class_embed == "projection" and image_dim in unclip_dims):
+        return None
     match = FamilyMatch(components=["unet"], details={"context_dim": ctx, "model_channels": blocks[0],
                                                       "in_channels": unet.get("in_channels", 4)},
                         evidence=[Evidence("family", family, f"unet/config.json cross_attention_dim={ctx}, "
@@ -332,7 +342,11 @@ def _unet_config(configs: DiffusersConfigs, family: str, context: int, adm: int 
                                                              + (", addition_embed_type=text_time" if has_adm else ""))])
     in_ch = unet.get("in_channels", 4)
     variant = in_channels_variant(in_ch)
-    if variant:
+    if unclip:
+        match.variant = "unclip"
+        match.evidence.append(Evidence("variant", "unclip", f"unet/config.json class_embed_type={class_embed}, "
+                                                            f"projection_class_embeddings_input_dim={image_dim}"))
+    elif variant:
         match.variant = variant
         match.evidence.append(Evidence("variant", variant, f"unet/config.json in_channels={in_ch}"))
     return match
@@ -343,7 +357,7 @@ def config_sd1(configs: DiffusersConfigs) -> FamilyMatch | None:
 
 
 def config_sd2(configs: DiffusersConfigs) -> FamilyMatch | None:
-    return _unet_config(configs, "sd2", 1024, None, 320)
+    return _unet_config(configs, "sd2", 1024, None, 320, unclip_dims=(1536, 2048))
 
 
 def config_sdxl(configs: DiffusersConfigs) -> FamilyMatch | None:

@@ -375,6 +375,20 @@ def test_diffusers_folders(tmp_path: Path) -> None:
     ident = identify_path(sd2v, families=FAMILIES)
     assert (ident.family, ident.variant, ident.components) == ("sd2", "v-prediction", ["unet", "clip_h"])
 
+    # SD2's widths with an image embedding: unCLIP, not a text-to-image SD2 (as label_emb says in a single file)
+    unclip = _diffusers_folder(tmp_path / "unclip", "StableUnCLIPPipeline", {
+        "unet": {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 1024, "in_channels": 4,
+                 "block_out_channels": [320, 640, 1280, 1280], "class_embed_type": "projection",
+                 "projection_class_embeddings_input_dim": 2048}})
+    assert (identify_path(unclip, families=FAMILIES).family, identify_path(unclip, families=FAMILIES).variant) \
+        == ("sd2", "unclip")
+    # Stable Video Diffusion: SD2's widths and 8 input channels, but a spatio-temporal UNet (not SD2 pix2pix)
+    svd = _diffusers_folder(tmp_path / "svd", "StableVideoDiffusionPipeline", {
+        "unet": {"_class_name": "UNetSpatioTemporalConditionModel", "cross_attention_dim": 1024, "in_channels": 8,
+                 "block_out_channels": [320, 640, 1280, 1280], "addition_time_embed_dim": 256,
+                 "projection_class_embeddings_input_dim": 768}})
+    assert identify_path(svd, families=FAMILIES).family == "unknown"
+
     inpaint = _diffusers_folder(tmp_path / "inpaint", "StableDiffusionInpaintPipeline", {
         "unet": {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 768, "in_channels": 9,
                  "block_out_channels": [320, 640, 1280, 1280]}})
