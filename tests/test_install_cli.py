@@ -400,6 +400,12 @@ def test_cli_search_and_lookup(world, run_cli, tmp_path):
     assert json.loads(res.stdout)[0]["found"][0]["model_id"] == "1001"
 
 
+def test_cli_search_prints_a_pasteable_next_page_command(world, run_cli):
+    res = run_cli("search", "", "--source", "civitai", "--limit", "1")
+    assert res.exit_code == 0
+    assert "sdhub search '' --source civitai --cursor '1|932023|257749'" in res.stderr  # '|' would be a shell pipe
+
+
 def test_cli_search_fails_when_every_source_failed(world, run_cli):
     world["liblib"].site.stop()
     res = run_cli("search", "pixel", "--source", "liblib", "--source", "civitai")

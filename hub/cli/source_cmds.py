@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Any
 
@@ -63,7 +64,9 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
     for name, error in report.errors.items():
         click.echo(f"Warning: {name} search failed: {error}", err=True)
     for name, nxt in report.next_cursors.items():
-        click.echo(f"more from {name}: sdhub search {query!r} --source {name} --cursor {nxt}", err=True)
+        # Civitai cursors look like 75363|932023|257749: quoted, or the pasted line would be a shell pipe.
+        click.echo(f"more from {name}: sdhub search {shlex.quote(query)} --source {name} --cursor {shlex.quote(nxt)}",
+                   err=True)
 
 
 def _clip(text: str, width: int) -> str:
