@@ -30,7 +30,7 @@ from .download import (
     Progress,
     RetryPolicy,
 )
-from .errors import SourceError
+from .errors import ConfigError, SourceError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -237,11 +237,22 @@ def _retry_from_env() -> RetryPolicy:
     """``SDHUB_RETRY_MAX_WAIT`` caps each back-off wait (seconds); ``SDHUB_RETRY_ATTEMPTS`` the tries."""
     policy = RetryPolicy()
     if os.environ.get("SDHUB_RETRY_MAX_WAIT"):
-        policy.max_wait = float(os.environ["SDHUB_RETRY_MAX_WAIT"])
+        policy.max_wait = _env_number("SDHUB_RETRY_MAX_WAIT", float, "a number of seconds")
         policy.base_wait = min(policy.base_wait, policy.max_wait)
     if os.environ.get("SDHUB_RETRY_ATTEMPTS"):
-        policy.attempts = max(1, int(os.environ["SDHUB_RETRY_ATTEMPTS"]))
+        policy.attempts = max(1, _env_number("SDHUB_RETRY_ATTEMPTS", int, "a whole number"))
     return policy
+
+
+def _env_number(name: str, kind: type[int] | type[float], what: str) -> Any:
+    value = os.environ[name]
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must be {what}, not {value!r}")
+    return number
 
 
 # -- the interface ---------------------------------------------------------------------------------

@@ -417,6 +417,16 @@ def test_cli_search_fails_when_every_source_failed(world, run_cli):
     assert res.exit_code == 1 and set(json.loads(res.stdout)["errors"]) == {"liblib", "civitai"}
 
 
+def test_cli_bad_retry_setting_is_one_clear_error(world, run_cli, monkeypatch):
+    monkeypatch.setenv("SDHUB_RETRY_ATTEMPTS", "abc")
+    res = run_cli("search", "x")
+    assert res.exit_code == 1 and "SDHUB_RETRY_ATTEMPTS must be a whole number, not 'abc'" in res.stderr
+    monkeypatch.setenv("SDHUB_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("SDHUB_RETRY_MAX_WAIT", "soon")
+    res = run_cli("install", "civitai:1001")
+    assert res.exit_code == 1 and "SDHUB_RETRY_MAX_WAIT must be a number of seconds" in res.stderr
+
+
 def test_cli_unknown_source_is_rejected(world, run_cli):
     res = run_cli("search", "x", "--source", "nowhere")
     assert res.exit_code == 2 and "not a registered source" in res.stderr
