@@ -269,14 +269,31 @@ def _with_family(ident: Any, family: str) -> Any:
 
 
 def parse_lora_arg(text: str) -> tuple[str, float]:
-    """``REF[:WEIGHT]`` -> (ref, weight); the weight is the part after the last colon if it is a number."""
+    """``REF[:WEIGHT]`` -> (ref, weight); the weight is the part after the last colon if it is a number.
+
+    Civitai, Hugging Face, LiblibAI and hash references have colons and numbers of their own
+    (``civitai:12345``, ``autov2:0123456789``): when the whole text is one of those and the part
+    before its last colon is no reference (a bare ``civitai``), that colon is the reference's.
+    """
     ref, sep, weight = text.rpartition(":")
-    if sep:
+    if sep and ref:
         try:
-            return ref, float(weight)
+            value = float(weight)
         except ValueError:
-            pass
+            return text, 1.0
+        if _is_builtin_reference(text) and not _is_reference(ref):
+            return text, 1.0
+        return ref, value
     return text, 1.0
+
+
+def _is_builtin_reference(text: str) -> bool:
+    try:
+        from .refs import parse
+
+        return parse(text).scheme in ("civitai", "hf", "liblib", "hash")
+    except (ImportError, BadReferenceError):
+        return False
 
 
 def prepare_lora(spec: Any, model: ModelToRun, warnings: list[str] | None = None) -> LoraToApply:

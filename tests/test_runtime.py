@@ -245,6 +245,20 @@ def test_lora_the_merge_cannot_apply_exactly_is_refused(tmp_path: Path, extra_le
     assert "odd.safetensors" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("civitai:12345", ("civitai:12345", 1.0)), ("civitai:12345:0.7", ("civitai:12345", 0.7)),
+     ("sha256:1234567890", ("sha256:1234567890", 1.0)), ("autov2:0123456789:-0.5", ("autov2:0123456789", -0.5)),
+     ("urn:air:sdxl:lora:civitai:12345", ("urn:air:sdxl:lora:civitai:12345", 1.0)),
+     ("hf:org/repo/style.safetensors:0.5", ("hf:org/repo/style.safetensors", 0.5)),
+     ("style.safetensors:0.8", ("style.safetensors", 0.8)), ("my_style:0.5", ("my_style", 0.5))],
+)
+def test_lora_weight_is_not_read_out_of_a_reference(text: str, expected: tuple[str, float]) -> None:
+    from hub.runtime import parse_lora_arg
+
+    assert parse_lora_arg(text) == expected
+
+
 def test_a_checkpoint_passed_as_lora_is_refused() -> None:
     m = tiny_model("sd1")
     with pytest.raises(IncompatibleError) as err:
