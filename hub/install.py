@@ -287,7 +287,7 @@ def plan_for(hub: Hub, ref: Ref, ctx: SourceContext) -> tuple[Source, DownloadPl
             plan = source.plan_for_hash(ctx, ref.hash_value or "")
         except RemoteNotFoundError:
             plan = None
-        except Exception as exc:  # as in search: one source failing (maybe a plugin's) must not hide the others
+        except Exception as exc:  # noqa: BLE001 - as in search: one source (maybe a plugin's) must not hide the others
             problems.append(f"{source.name}: {exc}" if isinstance(exc, SdhubError)
                             else source_failure(source.name, "hash lookup", exc))
             continue

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,7 +244,7 @@ def _retry_from_env() -> RetryPolicy:
     return policy
 
 
-def _env_number(name: str, kind: type[int] | type[float], what: str) -> Any:
+def _env_number(name: str, kind: Callable[[str], float], what: str) -> Any:
     value = os.environ[name]
     try:
         number = kind(value)
