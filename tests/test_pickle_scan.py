@@ -226,3 +226,11 @@ def test_a_pickle_cannot_change_how_the_next_file_is_read(tmp_path: Path) -> Non
     with pytest.raises(NotACheckpointError):
         scan_checkpoint(poison)
     assert scan_checkpoint(good).tensors["w"].dtype == "F32"
+
+
+def test_original_textual_inversion_pt_with_a_token_id_tensor(tmp_path: Path) -> None:
+    # the ldm EmbeddingManager format: the placeholder's token id is a 0-d tensor, not an int
+    path = tmp_path / "ldm-style.pt"
+    torch.save({"string_to_token": {"*": torch.tensor(265)}, "string_to_param": {"*": torch.zeros(2, 768)}}, path)
+    ident = identify_path(path, families=builtin_families())
+    assert (ident.kind, ident.family, ident.details["vectors"]) == ("embedding", "sd1", 2)

@@ -328,12 +328,10 @@ def _identify_lora(view: HeaderView, fams: Sequence[Family], ident: Identificati
 
 
 # Textual-inversion embeddings: a handful of [tokens, width] tensors.
-_EMBEDDING_KEYS = ("emb_params", "clip_l", "clip_g", "string_to_param.*", "<embedding>")
-
-
 def _identify_embedding(view: HeaderView, fams: Sequence[Family], ident: Identification) -> bool:
-    raw = view.raw
-    if len(raw) > 4:
+    # The original (ldm) format also pickles the placeholder's token id as a 0-d tensor next to the vectors.
+    raw = {n: e for n, e in view.raw.items() if not (n.startswith("string_to_token.") and not e["shape"])}
+    if not raw or len(raw) > 4:
         return False
     widths: dict[str, int] = {}
     for name, entry in raw.items():
