@@ -81,8 +81,9 @@ class Identification:
     """What a model file or folder is, decided from its header/configs alone.
 
     ``candidates`` lists every family the file fits when the header cannot single one out (an SD1
-    and an SDXL VAE have identical tensors): ``family`` is then ``unknown`` and compatibility checks
-    use ``candidates``. When the family is known, ``candidates == [family]``.
+    and an SDXL VAE have identical tensors): ``family`` is then ``unknown``, or the candidate the
+    metadata names, and compatibility checks use ``candidates``. When the tensors decide the family,
+    ``candidates == [family]``.
     ``details`` holds measured facts (``in_channels``, ``context_dim``, ``hidden_size``,
     ``latent_channels``, ``prediction`` = eps/v/flow/edm or None when unknown, ``generation``...).
     """
