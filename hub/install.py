@@ -49,6 +49,7 @@ from .sources import (
     SearchResult,
     Source,
     SourceContext,
+    WEIGHT_SUFFIXES,
     get_sources,
     source_for,
     url_hosts,
@@ -215,6 +216,15 @@ def _local(hub: Hub, ref: Ref) -> list[FileRecord]:
             # A branch or tag: only what was installed from that revision name.
             records = [r for r in records
                        if any(s.source == "hf" and s.extra.get("revision") == ref.version_id for s in r.sources)]
+        if ref.file:  # by_source also matches the bare file name: sub/x.safetensors is not x.safetensors
+            records = [r for r in records if any(s.source == "hf" and s.file_id == ref.file for s in r.sources)]
+        else:
+            # "hf:org/repo" means the repository's single top-level weights file (as the source plans
+            # it), not whatever else was installed from the repository (a README, sub/extra.safetensors).
+            records = [r for r in records if any(
+                s.source == "hf" and s.model_id == ref.model_id and "/" not in (s.file_id or "/")
+                and (s.file_id or "").lower().endswith(WEIGHT_SUFFIXES) for s in r.sources)]
+            records = records if len(records) == 1 else []
         return _on_disk(records)
     records = cat.by_source(ref.scheme, ref.model_id, ref.version_id, ref.file)
     if ref.scheme == "civitai" and not ref.file:

@@ -53,6 +53,8 @@ __all__ = [
 # Our names for kinds and families (what --type / --base accept); each source maps them to its own.
 KIND_NAMES = ("checkpoint", "lora", "embedding", "vae", "controlnet", "upscaler", "hypernetwork", "diffusion_model")
 FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "cascade", "pony", "illustrious")
+# File name endings of model weights: what a repository reference without a file path means.
+WEIGHT_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 
 
 # -- values ----------------------------------------------------------------------------------------

@@ -52,10 +52,10 @@ from hub.sources import (
     Source,
     SourceContext,
     SourceInfo,
+    WEIGHT_SUFFIXES,
 )
 
 T = TypeVar("T")
-WEIGHT_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 PUBLIC_HOSTS = ("huggingface.co", "hf.co")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")

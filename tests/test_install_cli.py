@@ -111,6 +111,20 @@ def test_each_file_of_a_version_answers_only_its_own_reference(hub, world, tmp_p
         assert resolve(hub, ref).path.name == name, ref
 
 
+def test_hf_repo_reference_answers_only_with_its_weights_file(hub, world, tmp_path):
+    world["hf"].app.add(HFRepo("acme/one", {"one.safetensors": sdxl_lora_bytes(tmp_path, seed=41), "README.md": b"# one\n",
+                                            "sub/one.safetensors": sdxl_lora_bytes(tmp_path, seed=42)}, commit="e" * 40))
+    assert install(hub, "hf:acme/one/README.md").status == "installed"
+    assert install(hub, "hf:acme/one/sub/one.safetensors").status == "installed"
+    top = install(hub, "hf:acme/one")  # the repository's top-level weights file: not the README, not sub/
+    assert top.status == "installed" and top.record.sources[0].file_id == "one.safetensors"
+    world["hf"].primary.go_down()
+    world["hf"].mirror.go_down()
+    for ref, path_in_repo in (("hf:acme/one", "one.safetensors"), ("hf:acme/one/one.safetensors", "one.safetensors"),
+                              ("hf:acme/one/sub/one.safetensors", "sub/one.safetensors"), ("hf:acme/one/README.md", "README.md")):
+        assert resolve(hub, ref).record.sources[0].file_id == path_in_repo, ref
+
+
 def test_resolve_installs_on_a_miss_and_hub_methods_delegate(hub, world):
     model = hub.resolve("civitai:@2002")
     assert model.installed_now and Path(model).exists()
