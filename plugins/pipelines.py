@@ -411,7 +411,7 @@ class DiffusersPipeline(Pipeline):
                 extra = {k: v for k, v in _folder_nulls(refiner.path).items() if k not in shared}
                 pipe = cls.from_pretrained(str(refiner.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared, **extra)
             else:
-                config = ensure_configs("sdxl_refiner", refiner.variant, options, _details(refiner))
+                config = ensure_configs(refiner.family, refiner.variant, options, _details(refiner))  # an SDXL base refines too
                 pipe = cls.from_single_file(
                     str(refiner.path), config=str(config), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared
                 )

@@ -19,6 +19,7 @@ import torch  # noqa: E402
 
 import hub  # noqa: E402
 from hub.errors import IncompatibleError, PipelineError, SamplerError  # noqa: E402
+from hub.pipelines import GenerateRequest  # noqa: E402
 from hub.runtime import pick_device, pick_dtype  # noqa: E402
 from hub.samplers import Sampler  # noqa: E402
 from tests.fake_hf import fake_hub  # noqa: E402,F401
@@ -151,6 +152,21 @@ def test_refiner_hand_off_changes_the_last_steps(tmp_path: Path) -> None:
     for key, value in refined.runner.refiner.unet.state_dict().items():
         assert torch.equal(from_files.runner.refiner.unet.state_dict()[key], value), key
     assert np.array_equal(a, pixels(from_files.generate("a red fox", steps=4, seed=5, **SIZE)))
+
+
+def test_an_sdxl_base_single_file_can_refine_with_its_own_configs(tmp_path: Path) -> None:
+    """The refiner slot accepts an SDXL base (identified as sdxl): it loads with the SDXL configs, not the refiner's."""
+    from hub.pipelines import ModelToRun, RunOptions
+    from hub_plugins.pipelines import SDXL
+
+    base = tiny_model("sdxl")
+    configs = tmp_path / "configs"
+    shutil.copytree(base.config_dir, configs / "sdxl")  # no sdxl_refiner configs at all
+    model = ModelToRun(path=base.diffusers_dir, family="sdxl", format="diffusers")
+    as_refiner = ModelToRun(path=base.single_file, family="sdxl")
+    runner = SDXL.load(model, [], "cpu", "fp32", RunOptions(config_dir=configs, refiner=as_refiner, refiner_switch=0.5))
+    assert type(runner.refiner).__name__ == "StableDiffusionXLImg2ImgPipeline"
+    assert len(runner.generate(GenerateRequest("a red fox", steps=2, seed=1, **SIZE))) == 1
 
 
 # -- LoRAs ------------------------------------------------------------------------------------------------------
