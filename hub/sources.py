@@ -48,6 +48,7 @@ __all__ = [
     "SourceInfo",
     "KIND_NAMES",
     "FAMILY_NAMES",
+    "WEIGHT_SUFFIXES",
 ]
 
 # Our names for kinds and families (what --type / --base accept); each source maps them to its own.
