@@ -560,6 +560,13 @@ def pipeline(
     """Load ``ref`` (path or reference) ready to generate; see the module docstring for the steps."""
     if family is not None and family not in FAMILY_CHOICES:
         raise PipelineError(f"unknown family {family!r}; use one of {', '.join(FAMILY_CHOICES)}")
+    if not 0.0 < refiner_switch < 1.0:  # before resolving anything (a reference may download)
+        raise PipelineError(f"refiner_switch must be between 0 and 1 (got {refiner_switch})")
+    try:
+        chosen_device = pick_device(device)
+        chosen_dtype = pick_dtype(chosen_device, dtype)
+    except ImportError as exc:
+        raise _missing_run_extra(exc) from exc
     model = model_to_run(resolve_ref(ref), family)
     pipe_plugin = pipeline_for(model.family, model.kind)
     from .samplers import get_sampler
@@ -583,21 +590,21 @@ def pipeline(
         refiner_switch=refiner_switch,
         offline=offline,
     )
-    if not 0.0 < refiner_switch < 1.0:
-        raise PipelineError(f"refiner_switch must be between 0 and 1 (got {refiner_switch})")
-    chosen_device = pick_device(device)
-    chosen_dtype = pick_dtype(chosen_device, dtype)
     try:
         runner = pipe_plugin.load(model, prepared, chosen_device, chosen_dtype, options)
     except SdhubError:
         raise
     except ImportError as exc:
-        from .errors import RuntimeMissingError
-
-        raise RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})") from exc
+        raise _missing_run_extra(exc) from exc
     runtime = RuntimePipeline(runner, pipe_plugin, model, prepared, chosen_sampler, chosen_device, chosen_dtype, defaults)
     runtime.warnings = warnings
     return runtime
+
+
+def _missing_run_extra(exc: ImportError) -> SdhubError:
+    from .errors import RuntimeMissingError
+
+    return RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})")
 
 
 def _defaults_for(pipe_plugin: Pipeline, family: str) -> Defaults:

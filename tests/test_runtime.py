@@ -479,6 +479,16 @@ def test_bf16_weights_vae_tiling_and_compile_are_applied() -> None:
     assert type(pipe.unet).__name__ == "OptimizedModule"  # torch.compile wraps lazily; compiling runs on first call
 
 
+def test_without_torch_the_run_extra_is_named_before_anything_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from hub.errors import RuntimeMissingError
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    with pytest.raises(RuntimeMissingError, match=r"sdhub\[run\]"):
+        hub.pipeline("civitai:1", family="sd1")  # refused before the reference is looked up
+
+
 def test_cpu_offload_without_accelerate_names_the_package() -> None:
     import importlib.util
 
