@@ -322,7 +322,10 @@ class Hub:
         else:
             ident, ident_err = identification.to_dict(), None
         mismatch = family_mismatch(ident, source)
-        key = _stat_key(src)
+        try:
+            key = _stat_key(src)
+        except OSError as exc:
+            raise FileAccessError(f"{src}: vanished or unreadable: {exc.strerror or exc}") from exc
         with self.catalogue.transaction() as s:
             existing = self.catalogue.by_path_row(s, str(final))
             row = self.catalogue.upsert_file(
@@ -334,8 +337,11 @@ class Hub:
             self.catalogue.reindex(s, row)
             file_id = row.id
             if move_from is not None and src != final:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, final)
+                try:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, final)
+                except OSError as exc:  # the transaction rolls back: nothing registered, the file stays at src
+                    raise FileAccessError(f"cannot move {src} to {final}: {exc.strerror or exc}") from exc
         record = self.catalogue.get(file_id)
         assert record is not None
         from . import plugins

@@ -525,7 +525,7 @@ def _finish(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, incoming: Path) 
             if part != ready:
                 os.replace(ready, part)
             keep_resumable(part, plan.url, plan.sha256)
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, FileAccessError)):  # register_file reports a failed move as FileAccessError
             raise FileAccessError(
                 f"{plan.ref}: could not put {fetched.filename} into the store ({exc}); the download is kept"
                 f" at {part} and the next `sdhub install` reuses it"

@@ -287,3 +287,26 @@ def test_install_through_a_symlinked_store_is_not_registered_twice(hub_instance,
     report = hub_instance.scan([link])
     assert report.summary()["unchanged"] == 1 and report.summary()["added"] == 0
     assert len(hub_instance.list()) == 1
+
+
+def test_each_file_of_a_version_keeps_its_own_source_details(hub_instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from hub.catalogue import SourceInfo
+
+    records = []
+    for name, fmt in (("model-fp16.safetensors", "fp16"), ("model-fp32.safetensors", "fp32")):
+        part = write_safetensors(tmp_path / f"{name}.part", SDXL_LORA_KOHYA, fill=fmt.encode())
+        info = SourceInfo(source="civitai", model_id="7", version_id="8", original_filename=name, extra={"fp": fmt})
+        records.append(hub_instance.register_file(tmp_path / "store" / name, source=info, move_from=part))
+    got = {r.name: r.sources[0].extra for r in (hub_instance.get(f"#{rec.id}") for rec in records)}
+    assert got == {"model-fp16.safetensors": {"fp": "fp16"}, "model-fp32.safetensors": {"fp": "fp32"}}
+
+
+def test_register_file_that_cannot_be_moved_registers_nothing(hub_instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from hub.errors import FileAccessError
+
+    part = write_safetensors(tmp_path / "x.part", SDXL_LORA_KOHYA, fill=b"\x05")
+    blocker = tmp_path / "store"
+    blocker.write_text("a file where the store folder should be")
+    with pytest.raises(FileAccessError, match="cannot move"):
+        hub_instance.register_file(blocker / "lora" / "x.safetensors", move_from=part)
+    assert part.exists() and hub_instance.list() == []

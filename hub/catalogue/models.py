@@ -127,7 +127,6 @@ class SourceVersion(Base):
     name: Mapped[str | None] = mapped_column(String(512))
     base_model: Mapped[str | None] = mapped_column(String(128))
     trained_words: Mapped[list[str] | None] = mapped_column(JSON)
-    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     model: Mapped[SourceModel] = relationship(back_populates="versions")
     files: Mapped[list[FileSource]] = relationship(back_populates="version", passive_deletes=True)

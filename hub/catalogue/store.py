@@ -348,7 +348,7 @@ class Catalogue:
             version = SourceVersion(model_id=model.id, source_version_id=version_key)
             s.add(version)
         for attr, value in (("name", info.version_name), ("base_model", info.base_model),
-                            ("trained_words", info.trained_words or None), ("extra", info.extra or None)):
+                            ("trained_words", info.trained_words or None)):
             if value is not None:
                 setattr(version, attr, value)
         s.flush()
@@ -361,6 +361,7 @@ class Catalogue:
         link.download_url = info.download_url
         link.published_hashes = {k.lower(): v.lower() for k, v in info.published_hashes.items() if v} or None
         link.claimed_family = info.claimed_family
+        link.extra = info.extra or None  # per file: a version's files differ (format, fp16/fp32, size…)
         s.flush()
         return link
 
@@ -429,7 +430,7 @@ def to_record(f: File) -> FileRecord:
                 creator=m.creator,
                 description=m.description,
                 claimed_family=link.claimed_family,
-                extra=dict(v.extra or {}),
+                extra=dict(link.extra or {}),
             )
         )
     return FileRecord(
