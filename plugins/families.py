@@ -87,12 +87,14 @@ def unet_facts(view: HeaderView) -> UNetFacts | None:
         return cache["v"]
     m = view.model
     facts = None
-    if m.has("input_blocks.0.0.weight"):
+    # A UNet has its decoder half (output_blocks / up_blocks): a ControlNet is the encoder half alone
+    # (plus zero convs), with the same widths, and is no diffusion model.
+    if m.has("input_blocks.0.0.weight") and m.has_prefix("output_blocks."):
         cross = next((k for k in _LDM_CROSS if m.has(k)), None)
         if cross is not None:
             adm = "label_emb.0.0.weight" if m.has("label_emb.0.0.weight") else None
             facts = UNetFacts(m, "ldm", cross, "input_blocks.0.0.weight", adm)
-    elif m.has("conv_in.weight") and m.has_prefix("down_blocks."):
+    elif m.has("conv_in.weight") and m.has_prefix("down_blocks.") and m.has_prefix("up_blocks."):
         cross = next((k for k in _DIFFUSERS_CROSS if m.has(k)), None)
         if cross is not None:
             adm = next((k for k in ("add_embedding.linear_1.weight", "class_embedding.linear_1.weight")

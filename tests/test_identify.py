@@ -287,6 +287,22 @@ def test_look_alikes_are_not_claimed(tmp_path: Path) -> None:
         assert ident.family == "unknown", (label, ident.family)
 
 
+def test_controlnets_are_not_unets(tmp_path: Path) -> None:
+    """A ControlNet is a UNet's encoder half with the same widths: not an sd1/sdxl diffusion model."""
+    ldm_prefix = "model.diffusion_model."
+    ldm = {k[len(ldm_prefix):]: (d, s) for k, (d, s) in load_spec("unet_sd15_ldm")["tensors"].items()
+           if not k.startswith((ldm_prefix + "output_blocks.", ldm_prefix + "out."))}  # lllyasviel's .pth keys are bare
+    ldm.update({"input_hint_block.0.weight": ("F16", [16, 3, 3, 3]), "zero_convs.0.0.weight": ("F16", [320, 320, 1, 1]),
+                "middle_block_out.0.weight": ("F16", [1280, 1280, 1, 1])})
+    diffusers = {k: (d, s) for k, (d, s) in load_spec("unet_sdxl_diffusers")["tensors"].items()
+                 if not k.startswith(("up_blocks.", "conv_out.", "conv_norm_out."))}
+    diffusers.update({"controlnet_cond_embedding.conv_in.weight": ("F16", [16, 3, 3, 3]),
+                      "controlnet_mid_block.weight": ("F16", [1280, 1280, 1, 1])})
+    for label, tensors in (("control_sd15_ldm", ldm), ("controlnet_sdxl_diffusers", diffusers)):
+        ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors), families=FAMILIES)
+        assert (ident.family, ident.kind) == ("unknown", "unknown"), (label, ident.summary())
+
+
 def test_identification_round_trips_through_json(fixture_dir: Path) -> None:
     for name in ("sdxl_base", "lora_flux_kohya", "vae_flux", "sd3_medium"):
         ident = identify_path(_file(fixture_dir, name), families=FAMILIES)
