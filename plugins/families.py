@@ -379,15 +379,17 @@ SD3_VARIANTS = {24: "medium", 38: "large"}
 def match_sd3(view: HeaderView) -> FamilyMatch | None:
     m = view.model
     if m.has("joint_blocks.0.context_block.attn.qkv.weight") and m.has("x_embedder.proj.weight"):
-        layout, embed, blocks = "mmdit", "x_embedder.proj.weight", "joint_blocks."
+        layout, embed, blocks, final = "mmdit", "x_embedder.proj.weight", "joint_blocks.", "final_layer.linear.weight"
         qk, attn2, pos = ("joint_blocks.0.x_block.attn.ln_q.weight", "joint_blocks.0.x_block.attn2.qkv.weight",
                           "pos_embed")
     elif (m.has("transformer_blocks.0.attn.add_q_proj.weight") and m.has("pos_embed.proj.weight")
           and not m.has_prefix("single_transformer_blocks.")):
-        layout, embed, blocks = "diffusers", "pos_embed.proj.weight", "transformer_blocks."
+        layout, embed, blocks, final = "diffusers", "pos_embed.proj.weight", "transformer_blocks.", "proj_out.weight"
         qk, attn2, pos = ("transformer_blocks.0.attn.norm_q.weight", "transformer_blocks.0.attn2.to_q.weight",
                           "pos_embed.pos_embed")
     else:
+        return None
+    if not m.has(final) or m.has_prefix("controlnet_blocks."):  # a ControlNet: blocks without the output layer
         return None
     shape = m.shape(embed)
     if shape is None or len(shape) != 4:
@@ -496,13 +498,15 @@ def match_flux(view: HeaderView) -> FamilyMatch | None:
     m = view.model
     if m.has("double_blocks.0.img_attn.norm.key_norm.scale") and m.has("img_in.weight"):
         layout, img_in, txt_in, guidance = "bfl", "img_in.weight", "txt_in.weight", "guidance_in.in_layer.weight"
-        double, single = "double_blocks.", "single_blocks."
+        double, single, final = "double_blocks.", "single_blocks.", "final_layer.linear.weight"
     elif (m.has("transformer_blocks.0.attn.norm_added_k.weight") and m.has("x_embedder.weight")
           and m.has_prefix("single_transformer_blocks.")):
         layout, img_in, txt_in = "diffusers", "x_embedder.weight", "context_embedder.weight"
         guidance = "time_text_embed.guidance_embedder.linear_1.weight"
-        double, single = "transformer_blocks.", "single_transformer_blocks."
+        double, single, final = "transformer_blocks.", "single_transformer_blocks.", "proj_out.weight"
     else:
+        return None
+    if not m.has(final) or m.has_prefix("controlnet_blocks."):  # XLabs / InstantX ControlNets reuse the block names
         return None
     if m.has_prefix("distilled_guidance_layer."):  # Chroma reuses Flux names; not Flux.1
         return None

@@ -298,7 +298,20 @@ def test_controlnets_are_not_unets(tmp_path: Path) -> None:
                  if not k.startswith(("up_blocks.", "conv_out.", "conv_norm_out."))}
     diffusers.update({"controlnet_cond_embedding.conv_in.weight": ("F16", [16, 3, 3, 3]),
                       "controlnet_mid_block.weight": ("F16", [1280, 1280, 1, 1])})
-    for label, tensors in (("control_sd15_ldm", ldm), ("controlnet_sdxl_diffusers", diffusers)):
+    # Flux ControlNets (XLabs in BFL names, InstantX in diffusers names): a few Flux blocks, no output layer
+    xlabs = {k: (d, s) for k, (d, s) in load_spec("flux_dev")["tensors"].items()
+             if k.startswith(("img_in.", "txt_in.", "time_in.", "vector_in.", "guidance_in.", "double_blocks.0.",
+                              "double_blocks.1."))}
+    xlabs["controlnet_blocks.0.weight"] = ("BF16", [3072, 3072])
+    instantx = {k: (d, s) for k, (d, s) in load_spec("dit_flux_diffusers")["tensors"].items()
+                if not k.startswith(("proj_out.", "norm_out."))}
+    instantx["controlnet_x_embedder.weight"] = ("BF16", [3072, 64])
+    sd3 = {k: (d, s) for k, (d, s) in load_spec("dit_sd3_diffusers")["tensors"].items()
+           if not k.startswith(("proj_out.", "norm_out."))}
+    sd3["controlnet_blocks.0.weight"] = ("F16", [1536, 1536])
+    cases = (("control_sd15_ldm", ldm), ("controlnet_sdxl_diffusers", diffusers), ("controlnet_flux_xlabs", xlabs),
+             ("controlnet_flux_instantx", instantx), ("controlnet_sd3_diffusers", sd3))
+    for label, tensors in cases:
         ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors), families=FAMILIES)
         assert (ident.family, ident.kind) == ("unknown", "unknown"), (label, ident.summary())
 
