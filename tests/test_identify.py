@@ -257,12 +257,14 @@ def _shrunk(name: str, width: int) -> dict[str, tuple[str, list[int]]]:
 
 
 def test_tiny_models_with_real_names_are_not_guessed(tmp_path: Path) -> None:
-    for name, kind in (("sd15", "checkpoint"), ("sdxl_base", "checkpoint"), ("flux_dev", "unknown"),
-                       ("sd3_medium", "checkpoint")):
+    for name, kind, denoiser in (("sd15", "checkpoint", "unet"), ("sdxl_base", "checkpoint", "unet"),
+                                 ("flux_dev", "unknown", None), ("sd3_medium", "checkpoint", "dit")):
         path = write_tensors(tmp_path / f"tiny_{name}.safetensors", _shrunk(name, 32))
         ident = identify_path(path, families=FAMILIES)
         assert ident.family == "unknown", (name, ident.family, [str(e) for e in ident.evidence])
         assert ident.kind == kind, name
+        if denoiser:  # an unplaced MMDiT is still no UNet
+            assert ident.components[0] == denoiser, (name, ident.components)
 
 
 def _with(name: str, extra: dict[str, tuple[str, list[int]]], drop: tuple[str, ...] = ()) -> dict[str, Any]:

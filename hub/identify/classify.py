@@ -242,7 +242,9 @@ def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identific
         return
     if view.model_prefix == "model.diffusion_model.":
         ident.kind = "checkpoint" if comps else "diffusion_model"
-        ident.components = order_components(["unet"] + comps)
+        # LDM/SGM UNets keep input_blocks; anything else under this prefix (SD3, Flux, Chroma...) is a DiT
+        denoiser = "unet" if view.model.has_prefix("input_blocks.") else "dit"
+        ident.components = order_components([denoiser] + comps)
         ident.evidence.append(Evidence("kind", ident.kind, f"{view.model.count()} keys under "
                                                            "'model.diffusion_model.' but no family matched"))
         ident.evidence.extend(comp_evidence)
