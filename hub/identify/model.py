@@ -47,8 +47,9 @@ class Evidence:
 class LoraInfo:
     """What a LoRA/LyCORIS file adapts and how.
 
-    ``format``: ``kohya``, ``diffusers`` (PEFT ``lora_A``/``lora_B``), ``lycoris_locon``,
-    ``lycoris_loha``, ``lycoris_lokr``, ``xlabs``, ``onetrainer`` or ``unknown``.
+    ``format``: ``kohya``, ``diffusers`` (PEFT ``lora_A``/``lora_B``), ``comfyui``, ``lycoris_locon``,
+    ``lycoris_loha``, ``lycoris_lokr`` (other LyCORIS algorithms: ``lycoris_oft``, ``lycoris_glora``,
+    ``lycoris_full``), ``xlabs``, ``onetrainer`` or ``unknown``.
     ``parts``: ``unet`` (the diffusion model, UNet or DiT), ``te1`` (CLIP-L, or the only text
     encoder), ``te2`` (CLIP-G/bigG), ``t5``. ``rank``: the most common rank; ``ranks`` all seen.
     """
