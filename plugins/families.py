@@ -30,6 +30,7 @@ from hub.identify import (
     HeaderView,
     LoraModule,
     LoraView,
+    base_model_claims,
     in_channels_variant,
     prediction_from_metadata,
 )
@@ -539,8 +540,33 @@ _FLUX_LORA_FRAGMENTS = ("img_attn.qkv", "txt_attn.qkv", "img_mod.lin", "img_mlp.
                         ".linear1", "modulation.lin", ".attn.to_q", ".attn.add_q_proj", ".attn.to_k", ".proj_mlp")
 
 
+# Out-features of Flux.1's MLP inputs (mlp ratio 4; single blocks fuse qkv with the MLP: 3 + 4) and the
+# text input's in-features (T5). FLUX.2 reuses the block names at hidden 3072 (klein) with other widths,
+# and Chroma reuses Flux.1's layers outright (told only by its metadata).
+_FLUX1_OUT_WIDTHS = {"img_mlp.0": 4 * FLUX_HIDDEN, "txt_mlp.0": 4 * FLUX_HIDDEN, ".linear1": 7 * FLUX_HIDDEN,
+                     "ff.net.0.proj": 4 * FLUX_HIDDEN, "ff_context.net.0.proj": 4 * FLUX_HIDDEN,
+                     ".proj_mlp": 4 * FLUX_HIDDEN}
+
+
+def _not_flux1(lv: LoraView) -> str | None:
+    """Why a LoRA with Flux block names is not for Flux.1, or None."""
+    for key, value in base_model_claims(lv.metadata):
+        if value.startswith("chroma"):
+            return f"{key}={lv.metadata[key]} (Chroma reuses Flux.1's layer names)"
+    txt = lv.dims("txt_in")
+    if txt is not None and txt.in_features not in (None, T5_WIDTH):
+        return f"{txt.key} has in_features {txt.in_features}, not Flux.1's T5 width {T5_WIDTH}"
+    for fragment, width in _FLUX1_OUT_WIDTHS.items():
+        module = lv.find(fragment)
+        if module is not None and module.out_features not in (None, width):
+            return f"{module.key} has out_features {module.out_features}, not Flux.1's {width}"
+    return None
+
+
 def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
     flux_names = _flux_block_names(lv)
+    if (flux_names or lv.has_path_prefix("img_in")) and _not_flux1(lv) is not None:
+        return None
     control = lv.dims("img_in")
     if control is not None and control.in_features in FLUX_IN_VARIANTS and control.out_features == FLUX_HIDDEN:
         return FamilyMatch(variant=FLUX_IN_VARIANTS[control.in_features], evidence=[
@@ -562,6 +588,8 @@ def refute_lora_flux(lv: LoraView) -> str | None:
     module = lv.find(*_FLUX_LORA_FRAGMENTS) if _flux_block_names(lv) else None
     if module is not None and module.in_features != FLUX_HIDDEN:
         return f"{module.key} has in_features {module.in_features}; Flux.1 blocks are {FLUX_HIDDEN} wide"
+    if module is not None:
+        return _not_flux1(lv)
     return None
 
 

@@ -205,6 +205,29 @@ def test_metadata_cannot_name_a_family_the_layers_rule_out(tmp_path: Path) -> No
         assert ident.because("conflict")
 
 
+def test_flux_look_alike_loras_are_not_flux1(tmp_path: Path) -> None:
+    """FLUX.2 klein keeps Flux.1's block names and 3072 hidden size but other MLP/text widths; Chroma keeps
+    Flux.1's layers outright and is told by its metadata (architectures.md §7)."""
+    spec = load_spec("lora_flux_kohya")
+
+    def widened(key: str, dtype: str, shape: list[int]) -> tuple[str, list[int]]:
+        if key.endswith("lora_up.weight") and "_img_mlp_0" in key:
+            return dtype, [18432, *shape[1:]]  # SwiGLU mlp ratio 3: 2 x 9216
+        if key.endswith("lora_up.weight") and "_linear1" in key:
+            return dtype, [27648, *shape[1:]]
+        return dtype, shape
+
+    flux2 = {k: widened(k, d, list(s)) for k, (d, s) in spec["tensors"].items()}
+    assert any("_img_mlp_0" in k or "_linear1" in k for k in flux2), "the fixture must adapt the MLP inputs"
+    plain = {k: (d, list(s)) for k, (d, s) in spec["tensors"].items()}
+    for label, tensors, metadata in (("flux2_klein", flux2, {"ss_base_model_version": "flux1"}),
+                                     ("chroma", plain, {"ss_base_model_version": "chroma"})):
+        ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors, metadata), families=FAMILIES)
+        assert (ident.kind, ident.family) == ("lora", "unknown"), (label, ident.summary())
+    # the untouched Flux.1 LoRA is still Flux
+    assert identify_path(write_sparse(tmp_path / "flux1.safetensors", plain), families=FAMILIES).family == "flux"
+
+
 def test_sd2_prediction_needs_metadata(tmp_path: Path) -> None:
     plain = identify_path(write_fixture(tmp_path, "sd21_768_v"), families=FAMILIES)
     assert plain.variant is None and plain.details["prediction"] is None
