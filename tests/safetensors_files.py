@@ -2,42 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-               "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+from headers import header_bytes
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, tuple[str, Sequence[int]]],
                       metadata: Mapping[str, str] | None = None, *, fill: bytes | None = None) -> Path:
-    """A valid safetensors file: header with contiguous offsets; data sparse (zeros) unless ``fill`` repeats."""
-    header: dict[str, object] = {}
-    offset = 0
-    for name, (dtype, shape) in tensors.items():
-        n = DTYPE_BYTES[dtype]
-        for d in shape:
-            n *= d
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    if metadata:
-        header["__metadata__"] = dict(metadata)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
+    """A valid safetensors file: data sparse (zeros, no disk) unless ``fill`` gives a byte pattern to repeat."""
+    head, data_size = header_bytes({k: (d, list(s)) for k, (d, s) in tensors.items()},
+                                   dict(metadata) if metadata else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)))
-        fh.write(raw)
+        fh.write(head)
         if fill:
-            remaining = offset
+            remaining = data_size
             while remaining > 0:
-                chunk = (fill * (1 + min(remaining, 1 << 20) // len(fill)))[: min(remaining, 1 << 20)]
-                fh.write(chunk)
-                remaining -= len(chunk)
+                n = min(remaining, 1 << 20)
+                fh.write((fill * (n // len(fill) + 1))[:n])
+                remaining -= n
         else:
-            fh.truncate(8 + len(raw) + offset)
+            fh.truncate(len(head) + data_size)
     return path
 
 
