@@ -201,7 +201,10 @@ class Hub:
                     report.entries.append(self._reidentify(row.id, path))
                 continue
             report.entries.append(self._register_scanned(path, key, progress))
+        moved_ids = {e.record_id for e in report.entries if e.status == "moved"}
         for spath, row in known.items():
+            if row.id in moved_ids:  # its old path is gone because it now lives at the new one
+                continue
             if spath not in seen and any(spath == r or spath.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
                 if not os.path.lexists(spath):
                     report.entries.append(ScanEntry(spath, "missing", row.id, "catalogued but no longer on disk"))

@@ -104,6 +104,7 @@ def test_moved_file_keeps_its_record(run_cli, model_dir: Path, tmp_path: Path) -
     os.rename(model_dir / "checkpoints" / "dreamy_v1.safetensors", new_place)
     _, report = _scan(run_cli, model_dir)
     assert report["summary"]["moved"] == 1 and report["summary"]["added"] == 0
+    assert report["summary"]["missing"] == 0  # the old path is not "missing": the file moved
     listed = json.loads(run_cli("list", "--json").stdout)
     assert len(listed) == 2
     moved = [r for r in listed if r["name"] == "dreamy_v1.safetensors"][0]
