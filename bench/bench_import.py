@@ -33,7 +33,7 @@ def main() -> None:
     for label, cmd in CASES.items():
         t = median_time(cmd)
         print(f"{label:<32} {t * 1000:7.1f} ms  ({t / base:4.1f}x baseline, +{(t - base) * 1000:.0f} ms)")
-    probe = ("import sys, hub; print(' '.join(m for m in %r if m in sys.modules) or 'none')" % (HEAVY,))
+    probe = f"import sys, hub; print(' '.join(m for m in {HEAVY!r} if m in sys.modules) or 'none')"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     print(f"heavy modules loaded by `import hub`: {loaded}")
 

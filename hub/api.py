@@ -151,7 +151,7 @@ class Hub:
                 yield root
                 continue
 
-            def on_error(exc: OSError) -> None:
+            def on_error(exc: OSError, root: Path = root) -> None:
                 report.entries.append(ScanEntry(str(exc.filename or root), "error",
                                                 message=f"cannot read folder: {exc.strerror or exc}"))
 
@@ -287,7 +287,7 @@ class Hub:
                                              values=self._row_values(path, key, hashes, ident, ident_err))
             self.catalogue.reindex(s, row)
             rid = row.id
-        message = f"moved from elsewhere (same SHA256)" if status == "moved" else ident_err
+        message = "moved from elsewhere (same SHA256)" if status == "moved" else ident_err
         return ScanEntry(spath, status, rid, message, (ident or {}).get("family"), (ident or {}).get("kind"))
 
     def _reidentify(self, file_id: int, path: Path) -> ScanEntry:
