@@ -121,8 +121,9 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
     if path.exists():
         return _with_catalogue_facts(Resolved(path=path.resolve(), name=path.name))
     text = os.fspath(ref)
-    looks_like_path = os.sep in text or text.endswith((".safetensors", ".ckpt", ".pt"))
-    from .api import Hub
+    from .api import MODEL_SUFFIXES, Hub
+
+    looks_like_path = os.sep in text or Path(text).suffix.lower() in MODEL_SUFFIXES
 
     hub = Hub()
     try:

@@ -182,10 +182,12 @@ def test_incompatible_lora_is_refused_and_nothing_written(run_cli: Any, tmp_path
     assert not out.exists() and not list(tmp_path.glob("*.part"))
 
 
-def test_missing_model_file_is_one_line(run_cli: Any, tmp_path: Path) -> None:
-    result = run_cli("generate", str(tmp_path / "absent.safetensors"), "--family", "sd1", "-p", "x")
+@pytest.mark.parametrize("name", ["absent.safetensors", "absent.pth", "absent.bin", "absent.sft"])
+def test_missing_model_file_is_one_line(run_cli: Any, name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # a bare file name, as a user types it: no source is asked about it
+    result = run_cli("generate", name, "--family", "sd1", "-p", "x")
     assert result.exit_code != 0
-    assert "absent.safetensors" in result.stderr and "Traceback" not in result.stderr
+    assert f"{name}: no such file or folder" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_pipelines_command(run_cli: Any) -> None:

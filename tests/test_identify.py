@@ -383,6 +383,13 @@ def test_extensionless_file_is_sniffed(tmp_path: Path) -> None:
     assert identify_path(path, families=FAMILIES).family == "sd1"
 
 
+def test_safetensors_under_a_pytorch_name_is_read_as_safetensors(tmp_path: Path) -> None:
+    path = write_fixture(tmp_path, "lora_sd15_kohya", filename="pytorch_lora_weights.bin")
+    ident = identify_path(path, families=FAMILIES)
+    assert (ident.family, ident.kind) == ("sd1", "lora")
+    assert ident.details["container"].startswith("safetensors")
+
+
 # -- diffusers folders -------------------------------------------------------------------------------
 def _diffusers_folder(root: Path, pipeline: str, components: dict[str, dict[str, Any] | None],
                       weights: dict[str, str] | None = None) -> Path:

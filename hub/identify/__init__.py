@@ -108,6 +108,11 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
     if is_safetensors_name(name):
         return _identify_safetensors(p, fams)
     if is_pickle_name(name):
+        # Hugging Face repos and converters sometimes write safetensors bytes under a .bin/.pt name.
+        if _looks_like_safetensors(_head(p)):
+            ident = _identify_safetensors(p, fams)
+            ident.details["container"] = "safetensors (under a PyTorch file name)"
+            return ident
         return _identify_pickle(p, fams)
     for suffix, what in OTHER_MODEL_SUFFIXES.items():
         if name.endswith(suffix):
@@ -116,16 +121,25 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
     return _identify_by_content(p, fams)
 
 
-def _identify_by_content(p: Path, fams: Sequence[Family]) -> Identification:
-    """No telling extension: look at the first bytes."""
+def _head(p: Path) -> bytes:
     try:
         with open(p, "rb") as f:
-            head = f.read(9)
+            return f.read(9)
     except OSError as exc:
         raise FileAccessError(f"{p}: cannot read: {exc.strerror or exc}") from None
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian header length followed by the JSON header's opening brace."""
+    return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
+
+
+def _identify_by_content(p: Path, fams: Sequence[Family]) -> Identification:
+    """No telling extension: look at the first bytes."""
+    head = _head(p)
     if head.startswith(b"PK") or head[:1] == b"\x80":
         return _identify_pickle(p, fams)
-    if len(head) == 9 and head[8:9] == b"{":
+    if _looks_like_safetensors(head):
         return _identify_safetensors(p, fams)
     raise UnsupportedFormatError(p, "not a model file sdhub reads (safetensors, PyTorch checkpoint or diffusers "
                                     "folder)")
