@@ -599,7 +599,8 @@ def _unreachable_message(url: str, exc: BaseException) -> str:
 
 
 def error_message_from_body(resp: requests.Response) -> str:
-    """``{"error": ..., "message": ...}`` (Civitai), ``{"msg": ...}`` (LiblibAI) or a short text body."""
+    """``{"error": ..., "message": ...}`` (Civitai), ``{"msg": ...}`` (LiblibAI), an S3-style XML
+    ``<Error><Code>…<Message>…`` (the storage behind signed links) or a short text body."""
     try:
         body = resp.json()
     except ValueError:
@@ -609,6 +610,12 @@ def error_message_from_body(resp: requests.Response) -> str:
         if parts:
             return ": ".join(dict.fromkeys(parts))
     text = (resp.text or "").strip().replace("\n", " ")
+    if "<Error>" in text:
+        code = re.search(r"<Code>([^<]{1,100})</Code>", text)
+        message = re.search(r"<Message>([^<]{1,200})</Message>", text)
+        parts = [m.group(1).strip() for m in (code, message) if m]
+        if parts:
+            return ": ".join(parts)
     return text[:120]
 
 

@@ -170,9 +170,10 @@ class CivitaiSource(Source):
 
     def error_translator(self, ctx: SourceContext) -> Any:
         has_token = bool(ctx.settings.civitai_token)
+        api_host = urlsplit(self.base(ctx)).netloc
 
         def translate(resp: requests.Response) -> SdhubError | None:
-            return civitai_error(resp, has_token)
+            return civitai_error(resp, has_token, api_host=api_host)
 
         return translate
 
@@ -479,8 +480,12 @@ class CivitaiSource(Source):
         return Ref("civitai", model_id=info.model_id or None, version_id=info.version_id, file=info.file_id)
 
 
-def civitai_error(resp: requests.Response, has_token: bool) -> SdhubError | None:
-    """Civitai's JSON errors as messages a user can act on."""
+def civitai_error(resp: requests.Response, has_token: bool, api_host: str | None = None) -> SdhubError | None:
+    """Civitai's JSON errors as messages a user can act on.
+
+    ``api_host`` is the Civitai host we talk to: a 401/403 from any other host comes from the storage
+    behind a signed download link (never sent the token), so it is not about the token.
+    """
     try:
         body = resp.json()
     except ValueError:
@@ -490,6 +495,11 @@ def civitai_error(resp: requests.Response, has_token: bool) -> SdhubError | None
     detail = error_message_from_body(resp)
     where = _where(resp)
     status = resp.status_code
+    if api_host and status in (401, 403) and urlsplit(resp.url).netloc != api_host:
+        return AccessDeniedError(
+            f"Civitai's storage host refused the signed download link ({detail or resp.reason or status}): such"
+            f" links last minutes; run the install again to get a fresh one ({where})"
+        )
     if status == 401:
         if "disabled downloads" in message.lower():
             return AccessDeniedError(f"Civitai: the creator has disabled downloads of this file ({where})")

@@ -91,6 +91,7 @@ class FakeCivitai:
         self.download_limit_429: int = 0  # next N downloads answer 429
         self.retry_after: str | None = "1"
         self.numeric_cursor = False
+        self.storage_link_expired = False  # the storage host refuses signed links, as S3 does once they expire
         self._routes()
 
     # -- data --
@@ -318,6 +319,10 @@ class FakeCivitai:
         @self.storage.route("GET", r"/files/(\d+)/.*")
         def storage(req: Request) -> Reply:
             fid = int(req.path.split("/")[2])
+            if self.storage_link_expired:
+                return Reply(403, {"Content-Type": "application/xml"},
+                             b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
+                             b"<Message>Request has expired</Message></Error>")
             if fid not in self.served:
                 return json_reply({"error": "NoSuchKey"}, 404)
             return self.served[fid].reply(req)

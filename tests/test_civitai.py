@@ -161,6 +161,15 @@ def test_bad_token_is_reported_as_refused(civ, tmp_path):
         SRC.fetch(ctx, SRC.plan(ctx, parse("civitai:1002")), tmp_path)
 
 
+def test_expired_storage_link_is_not_blamed_on_the_token(token_ctx, civ, tmp_path):
+    civ.storage_link_expired = True
+    expected = r"storage host refused the signed download link \(AccessDenied: Request has expired\)"
+    with pytest.raises(AccessDeniedError, match=expected) as err:
+        SRC.fetch(token_ctx, SRC.plan(token_ctx, parse("civitai:1002")), tmp_path)
+    assert "CIVITAI_API_TOKEN" not in str(err.value) and f"127.0.0.1:{civ.storage.port}" in str(err.value)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
 def test_early_access_shows_deadline_at_plan_and_download(ctx, tmp_path):
     plan = SRC.plan(ctx, parse("civitai:1003"))
     assert plan.early_access_until == "2099-01-02T03:04:05Z"
