@@ -320,9 +320,12 @@ def store_path(hub: Hub, plan: DownloadPlan, identification: dict[str, Any] | No
         return None if value in (None, "", "unknown") else str(value)
 
     info = plan.source_info
+    # A file that could not be identified at all (a README, a config, a broken file) is not what the
+    # source's model page claims: it is filed as unknown rather than among that page's LoRAs.
+    readable = identification is not None
     values = {
-        "kind": known(ident.get("kind")) or plan.claimed_kind or "unknown",
-        "family": known(ident.get("family")) or plan.claimed_family or "unknown",
+        "kind": known(ident.get("kind")) or (plan.claimed_kind if readable else None) or "unknown",
+        "family": known(ident.get("family")) or (plan.claimed_family if readable else None) or "unknown",
         "filename": filename,
         "source": plan.source,
         "base_model": info.base_model or "unknown",

@@ -113,8 +113,12 @@ def test_each_file_of_a_version_answers_only_its_own_reference(hub, world, tmp_p
 
 def test_hf_repo_reference_answers_only_with_its_weights_file(hub, world, tmp_path):
     world["hf"].app.add(HFRepo("acme/one", {"one.safetensors": sdxl_lora_bytes(tmp_path, seed=41), "README.md": b"# one\n",
-                                            "sub/one.safetensors": sdxl_lora_bytes(tmp_path, seed=42)}, commit="e" * 40))
-    assert install(hub, "hf:acme/one/README.md").status == "installed"
+                                            "sub/one.safetensors": sdxl_lora_bytes(tmp_path, seed=42)}, commit="e" * 40,
+                                tags=["lora", "stable-diffusion-xl"]))
+    readme = install(hub, "hf:acme/one/README.md")
+    assert readme.status == "installed"
+    # not a model: filed as unknown, not among the SDXL LoRAs the repository's tags claim
+    assert Path(readme.path).relative_to(hub.settings.store).parts == ("unknown", "unknown", "README.md")
     assert install(hub, "hf:acme/one/sub/one.safetensors").status == "installed"
     top = install(hub, "hf:acme/one")  # the repository's top-level weights file: not the README, not sub/
     assert top.status == "installed" and top.record.sources[0].file_id == "one.safetensors"
