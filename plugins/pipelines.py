@@ -298,6 +298,32 @@ def _folder_nulls(folder: Path) -> dict[str, None]:
     return nulls
 
 
+#: Pipeline classes a diffusers folder's model_index.json may name, and what they hold.
+FOLDER_CLASSES = {
+    "StableDiffusionPipeline": "SD 1.x/2.x: --family sd1 or sd2",
+    "StableDiffusionInpaintPipeline": "SD 1.x/2.x inpainting, not text-to-image",
+    "StableDiffusionXLPipeline": "SDXL base: --family sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "an SDXL refiner: give it to --refiner",
+    "StableDiffusionXLInpaintPipeline": "SDXL inpainting, not text-to-image",
+    "StableDiffusion3Pipeline": "SD3/3.5: --family sd3",
+    "FluxPipeline": "Flux, which the built-in pipelines do not run",
+}
+
+
+def _check_folder_class(folder: Path, family: str, pipeline_class: str) -> None:
+    """A folder whose model_index.json names another known pipeline is refused before diffusers half-loads it
+    (an SD1 folder "loads" as SDXL with its second text encoder missing, then fails mid-run)."""
+    try:
+        folder_class = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return  # _folder_nulls reports an unreadable index
+    if folder_class in FOLDER_CLASSES and folder_class != pipeline_class:
+        raise PipelineError(
+            f"{folder} is a {folder_class} folder, says its model_index.json ({FOLDER_CLASSES[folder_class]}); "
+            f"it cannot run as {family}, which needs a {pipeline_class} folder"
+        )
+
+
 def _has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
@@ -352,6 +378,7 @@ class DiffusersPipeline(Pipeline):
         extra: dict[str, Any] = {}
         try:
             if model.is_diffusers_folder:
+                _check_folder_class(model.path, model.family, self.pipeline_class)
                 extra.update(_folder_nulls(model.path))
                 if "requires_safety_checker" in cls.__init__.__code__.co_varnames:
                     extra["requires_safety_checker"] = False

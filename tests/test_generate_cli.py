@@ -170,6 +170,8 @@ def test_lora_or_mismatched_model_given_as_the_model_is_one_line(run_cli: Any, t
                                  "-W", "64", "-H", "64", "-q")
     assert sd1_folder_as_sdxl.exit_code != 0
     assert sd1_folder_as_sdxl.stderr.startswith("Error: ") and len(sd1_folder_as_sdxl.stderr.splitlines()) == 1
+    assert "is a StableDiffusionPipeline folder" in sd1_folder_as_sdxl.stderr
+    assert "--family sd1 or sd2" in sd1_folder_as_sdxl.stderr
 
 
 def test_incompatible_lora_is_refused_and_nothing_written(run_cli: Any, tmp_path: Path) -> None:
