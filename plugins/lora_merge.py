@@ -13,6 +13,7 @@ raises :class:`~hub.errors.IncompatibleError` naming the file, rather than half-
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,10 +165,30 @@ def _parse_peft(tensors: dict[str, Any], metadata: dict[str, str], source: str) 
         if component not in PEFT_COMPONENTS:  # a bare PEFT adapter of the denoiser
             component, module = "denoiser", stem
         alpha = alphas.get(stem)
-        if alpha is None and f"{component}.lora_alpha" in adapter_meta:
-            alpha = float(adapter_meta[f"{component}.lora_alpha"])
+        if alpha is None:
+            alpha = _peft_alpha(adapter_meta, component, module)
         parts.append(LoraPart(component, module, down, ups[stem], alpha, style="dotted"))
     return parts
+
+
+def _peft_alpha(adapter_meta: dict[str, Any], component: str, module: str) -> float | None:
+    """A module's alpha from diffusers' packed LoraConfig: its ``alpha_pattern`` entry, else ``lora_alpha``.
+
+    As in PEFT, a pattern key is a regular expression matched against the end of the module's name
+    at a dot boundary (``attn1.to_q`` matches ``down_blocks.0....attn1.to_q``).
+    """
+    pattern = adapter_meta.get(f"{component}.alpha_pattern")
+    if isinstance(pattern, dict):
+        for key, value in pattern.items():
+            try:
+                hit = re.fullmatch(rf"(?:.*\.)?(?:{key})", module) is not None
+            except re.error:
+                hit = module == key or module.endswith("." + key)
+            if hit:
+                return float(value)
+    if f"{component}.lora_alpha" in adapter_meta:
+        return float(adapter_meta[f"{component}.lora_alpha"])
+    return None
 
 
 # -- matching against the model --------------------------------------------------------------------------

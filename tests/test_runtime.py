@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import struct
 from dataclasses import dataclass
@@ -193,6 +194,25 @@ def test_lora_changes_the_image_exactly_as_merged_weights_would(family: str, wri
     report = with_lora.runner.loras[0]
     assert report.format == ("kohya" if writer is write_kohya_lora else "peft")
     assert report.merged == len(factors)
+
+
+def test_peft_alpha_pattern_scales_each_module_by_its_own_alpha(tmp_path: Path) -> None:
+    factors = random_lora("sd1", magnitude=0.3)
+    for f in factors[1::2]:
+        f.alpha = 8.0  # four times the lora_alpha of the rest: only alpha_pattern says so
+    lora = write_peft_lora(tmp_path / "patterned.safetensors", "sd1", factors)
+    from safetensors import safe_open
+
+    with safe_open(str(lora), framework="pt") as f:
+        packed = json.loads(f.metadata()["lora_adapter_metadata"])
+    patterned = sum(len(v) for k, v in packed.items() if k.endswith(".alpha_pattern"))
+    assert patterned == len(factors[1::2]) and "unet.alpha_pattern" in packed
+    m = tiny_model("sd1")
+    run = hub.pipeline(m.single_file, family="sd1", config_dir=m.config_dir, sampler="euler", loras=[f"{lora}:0.7"])
+    got = pixels(run.generate("a red fox", steps=2, seed=1, cfg=5.0, **SIZE))
+    reference = clone_pipeline("sd1")
+    apply_lora_factors(reference, factors, 0.7)
+    assert np.array_equal(got, bare_diffusers_image(reference, "EulerDiscreteScheduler", seed=1, steps=2, cfg=5.0))
 
 
 def test_kohya_sd3_lora_with_fused_qkv_is_split_onto_the_projections(tmp_path: Path) -> None:

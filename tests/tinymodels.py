@@ -634,7 +634,10 @@ def write_peft_lora(path: Path, family: str, factors: list[LoraFactors]) -> Path
         sd[f"{f.component}.{f.module}.lora_A.weight"] = f.down.contiguous()
         sd[f"{f.component}.{f.module}.lora_B.weight"] = f.up.contiguous()
     rank = factors[0].down.shape[0]
-    adapter = {c: {"r": rank, "lora_alpha": factors[0].alpha} for c in components}
+    adapter: dict[str, dict[str, Any]] = {c: {"r": rank, "lora_alpha": factors[0].alpha} for c in components}
+    for f in factors:  # modules whose alpha differs from their component's go in PEFT's alpha_pattern
+        if f.alpha != adapter[f.component]["lora_alpha"]:
+            adapter[f.component].setdefault("alpha_pattern", {})[f.module] = f.alpha
     meta = {"format": "pt", "modelspec.architecture": MODELSPEC_ARCH[family],
             "lora_adapter_metadata": json.dumps({f"{c}.{k}": v for c, cfg in adapter.items() for k, v in cfg.items()})}
     save_file(sd, str(path), metadata=meta)
