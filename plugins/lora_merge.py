@@ -1,4 +1,5 @@
-"""Merge LoRA files into a loaded diffusers pipeline: kohya-ss and diffusers/PEFT formats.
+"""Merge LoRA files into a loaded diffusers pipeline: kohya-ss and diffusers/PEFT LoRAs, LyCORIS
+LoCon (with or without a CP/Tucker core), LoHa and LoKr.
 
 Why merge instead of diffusers' ``load_lora_weights``: that path needs the ``peft`` package and
 adds a LoRA branch to every targeted layer for the whole run; merging ``W += weight * scale * up @
@@ -13,6 +14,7 @@ raises :class:`~hub.errors.IncompatibleError` naming the file, rather than half-
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,25 +34,115 @@ KOHYA_COMPONENTS = {
 PEFT_COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
 
 
+LOHA_LEAVES = frozenset({"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2"})
+LOKR_LEAVES = frozenset({"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"})
+#: Contracts a Tucker core with its two factor matrices into a conv kernel (out, in, kh, kw).
+TUCKER = "i j k l, j r, i p -> p r k l"
+
+
 @dataclass
 class LoraPart:
-    """One low-rank update: ``delta = scale * up @ down`` on module ``module`` of ``component``."""
+    """One weight update on module ``module`` of ``component``: ``delta = scale * product of the factors``.
+
+    ``kind`` says which product: ``lora`` is ``up @ down`` (LoCon: a conv ``down``, a 1x1 ``up``, and
+    optionally a CP core ``mid`` between them); ``loha`` the Hadamard product ``(w1a @ w1b) * (w2a @ w2b)``
+    (Tucker cores ``t1``/``t2`` for convs); ``lokr`` the Kronecker product ``kron(w1, w2)``, each side
+    stored whole or as a product of two matrices. ``scale`` is alpha over the rank, as the trainers use it.
+    """
 
     component: str
     module: str  # a name in the file's own naming (kohya underscores or dotted diffusers names)
-    down: Any
-    up: Any
+    down: Any = None
+    up: Any = None
     alpha: float | None = None
     style: str = "dotted"  # "kohya" (underscored name) or "dotted"
-    out_slice: tuple[int, int] | None = None  # rows of a fused qkv ``up`` that belong to ``module``
+    kind: str = "lora"
+    factors: dict[str, Any] = field(default_factory=dict)  # the LyCORIS tensors (lora_mid, hada_*, lokr_*)
+    out_slice: tuple[int, int] | None = None  # rows of the whole update that belong to ``module`` (fused qkv)
 
     @property
-    def rank(self) -> int:
+    def rank(self) -> int | None:
+        if self.kind == "loha":
+            return int(self.factors["hada_w1_b"].shape[0])
+        if self.kind == "lokr":  # the inner size of a decomposed side (w2's, if both are); none if both are whole
+            inner = self.factors.get("lokr_w2_b", self.factors.get("lokr_w1_b"))
+            return None if inner is None else int(inner.shape[0])
         return int(self.down.shape[0])
 
     @property
     def scale(self) -> float:
-        return 1.0 if self.alpha is None else float(self.alpha) / self.rank
+        rank = self.rank
+        return 1.0 if self.alpha is None or rank is None else float(self.alpha) / rank
+
+    def delta_shape(self) -> tuple[int, ...] | None:
+        """The shape of the whole update (before ``out_slice``), worked out from the factor shapes alone."""
+        f = self.factors
+        if self.kind == "loha":
+            if "hada_t1" in f:
+                t1 = f["hada_t1"]
+                return (int(f["hada_w1_a"].shape[1]), int(f["hada_w1_b"].shape[1]), int(t1.shape[2]), int(t1.shape[3]))
+            return (int(f["hada_w1_a"].shape[0]), int(f["hada_w1_b"].shape[1]))
+        if self.kind == "lokr":
+            w1 = tuple(f["lokr_w1"].shape) if "lokr_w1" in f else (f["lokr_w1_a"].shape[0], f["lokr_w1_b"].shape[1])
+            if "lokr_w2" in f:
+                w2 = tuple(f["lokr_w2"].shape)
+            elif "lokr_t2" in f:
+                t2 = f["lokr_t2"]
+                w2 = (f["lokr_w2_a"].shape[1], f["lokr_w2_b"].shape[1], t2.shape[2], t2.shape[3])
+            else:
+                w2 = (f["lokr_w2_a"].shape[0], f["lokr_w2_b"].shape[1])
+            if len(w1) != 2:
+                return None
+            return (int(w1[0] * w2[0]), int(w1[1] * w2[1]), *(int(d) for d in w2[2:]))
+        down, up = self.down, self.up
+        if down.ndim == 2 and up.ndim == 2 and "lora_mid" not in f:
+            return (int(up.shape[0]), int(down.shape[1]))
+        if down.ndim == 4 and up.ndim == 4:
+            mid = f.get("lora_mid")
+            kernel = tuple(mid.shape[2:]) if mid is not None and mid.ndim == 4 else tuple(down.shape[2:])
+            return (int(up.shape[0]), int(down.shape[1]), *(int(d) for d in kernel))
+        if "lora_mid" in f and down.ndim == 2 and up.ndim == 2 and f["lora_mid"].ndim == 2:
+            return (int(up.shape[0]), int(down.shape[1]))
+        return None
+
+    def delta(self, device: Any) -> Any:
+        """The unscaled update in float32, in its natural shape (the merge reshapes it onto the layer)."""
+        import torch
+
+        def t(x: Any) -> Any:
+            return x.to(device=device, dtype=torch.float32)
+
+        f = {k: t(v) for k, v in self.factors.items()}
+        if self.kind == "loha":
+            if "hada_t1" in f:
+                one = torch.einsum(TUCKER, f["hada_t1"], f["hada_w1_b"], f["hada_w1_a"])
+                two = torch.einsum(TUCKER, f["hada_t2"], f["hada_w2_b"], f["hada_w2_a"])
+            else:
+                one, two = f["hada_w1_a"] @ f["hada_w1_b"], f["hada_w2_a"] @ f["hada_w2_b"]
+            whole = one * two
+        elif self.kind == "lokr":
+            w1 = f["lokr_w1"] if "lokr_w1" in f else f["lokr_w1_a"] @ f["lokr_w1_b"]
+            if "lokr_w2" in f:
+                w2 = f["lokr_w2"]
+            elif "lokr_t2" in f:
+                w2 = torch.einsum(TUCKER, f["lokr_t2"], f["lokr_w2_b"], f["lokr_w2_a"])
+            else:
+                w2 = f["lokr_w2_a"] @ f["lokr_w2_b"]
+            if w2.ndim == 4:
+                w1 = w1[:, :, None, None]
+            whole = torch.kron(w1.contiguous(), w2.contiguous())
+        else:
+            down, up = t(self.down), t(self.up)
+            mid = f.get("lora_mid")
+            if mid is not None and mid.ndim == 4:
+                whole = torch.einsum("i j k l, j r, p i -> p r k l", mid, down.flatten(1), up.flatten(1))
+            elif mid is not None:
+                whole = up.flatten(1) @ mid @ down.flatten(1)
+            else:
+                whole = up.flatten(1) @ down.flatten(1)
+        if self.out_slice is not None:
+            whole = whole[self.out_slice[0]:self.out_slice[1]]
+        return whole
 
 
 @dataclass
@@ -90,48 +182,72 @@ def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 def parse_lora(tensors: dict[str, Any], metadata: dict[str, str], source: str) -> tuple[str, list[LoraPart]]:
     """Split a LoRA state dict into parts; returns (format name, parts)."""
     keys = list(tensors)
-    # Merging only up @ down would silently give other weights than the LoRA was trained to: DoRA
-    # rescales each column by a learned magnitude, CP-decomposed LoCon puts a core between the factors.
+    # Merging without the magnitudes would silently give other weights than the LoRA was trained to:
+    # DoRA rescales each column of the updated weight by a learned magnitude.
     if any(k.endswith(".dora_scale") or ".lora_magnitude_vector" in k for k in keys):
         raise IncompatibleError(f"{source}: DoRA networks (dora_scale / lora_magnitude_vector) are not supported "
-                                "(only plain LoRA/LoCon)")
-    if any(".lora_mid." in k for k in keys):
-        raise IncompatibleError(f"{source}: LoCon with CP decomposition (lora_mid) is not supported "
-                                "(only plain LoRA/LoCon)")
-    if any(k.startswith("lora_unet_") or k.startswith("lora_te") for k in keys):
-        return "kohya", _parse_kohya(tensors, source)
+                                "(LoRA, LoCon, LoHa and LoKr are)")
+    if any(k.startswith(("lora_unet_", "lora_te", "lycoris_")) for k in keys):
+        parts = _parse_kohya(tensors, source)
+        kinds = {p.kind for p in parts} - {"lora"}
+        return ("kohya" if not kinds else "lycoris_" + "+".join(sorted(kinds))), parts
     if any(".lora_A." in k or ".lora_B." in k or ".lora.down." in k or ".lora.up." in k or ".lora_down." in k for k in keys):
         return "peft", _parse_peft(tensors, metadata, source)
-    lycoris = [k for k in keys if ".hada_" in k or ".lokr_" in k]
-    if lycoris:
-        raise IncompatibleError(f"{source}: LyCORIS LoHa/LoKr networks are not supported (only LoRA/LoCon)")
-    raise IncompatibleError(f"{source}: not a LoRA in a known format (kohya-ss or diffusers/PEFT)")
+    if any(".hada_" in k or ".lokr_" in k for k in keys):
+        raise IncompatibleError(f"{source}: LoHa/LoKr in PEFT naming is not supported (kohya/LyCORIS naming is)")
+    raise IncompatibleError(f"{source}: not a LoRA in a known format (kohya-ss, LyCORIS or diffusers/PEFT)")
 
 
 def _parse_kohya(tensors: dict[str, Any], source: str) -> list[LoraPart]:
     groups: dict[str, dict[str, Any]] = {}
     for key, value in tensors.items():
         stem, _, leaf = key.partition(".")
-        if not stem.startswith("lora_"):
+        if not stem.startswith(("lora_", "lycoris_")):
             continue
         groups.setdefault(stem, {})[leaf] = value
     parts = []
     for stem, g in groups.items():
-        if "lora_down.weight" not in g or "lora_up.weight" not in g:
-            if any(k.startswith(("hada_", "lokr_")) for k in g):
-                raise IncompatibleError(f"{source}: LyCORIS LoHa/LoKr networks are not supported (only LoRA/LoCon)")
-            raise IncompatibleError(f"{source}: {stem} has no lora_down/lora_up pair")
-        prefix, _, body = stem.partition("_")  # "lora", "unet_..." / "te1_..."
-        comp_key, _, body = body.partition("_")
-        component = KOHYA_COMPONENTS.get(f"lora_{comp_key}")
-        if component is None:
-            raise IncompatibleError(f"{source}: unknown kohya component prefix lora_{comp_key}")
-        alpha = g.get("alpha")
-        parts.append(
-            LoraPart(component, body, g["lora_down.weight"], g["lora_up.weight"],
-                     None if alpha is None else float(alpha), style="kohya")
-        )
+        if stem.startswith("lycoris_"):  # SimpleTuner: the denoiser's diffusers path, underscored
+            component, body = "denoiser", stem.removeprefix("lycoris_")
+        else:
+            _, _, rest = stem.partition("_")  # "lora", "unet_..." / "te1_..."
+            comp_key, _, body = rest.partition("_")
+            found = KOHYA_COMPONENTS.get(f"lora_{comp_key}")
+            if found is None:
+                raise IncompatibleError(f"{source}: unknown kohya component prefix lora_{comp_key}")
+            component = found
+        alpha = None if g.get("alpha") is None else float(g["alpha"])
+        parts.append(_kohya_part(source, stem, component, body, g, alpha))
     return parts
+
+
+def _kohya_part(source: str, stem: str, component: str, body: str, g: dict[str, Any], alpha: float | None) -> LoraPart:
+    """One module's tensors as a part of the kind they spell; a group missing a factor or holding a tensor
+    the merge would not use is refused (applying it without that tensor would be silently wrong)."""
+    leaves = set(g) - {"alpha"}
+    if "lora_down.weight" in leaves or "lora_up.weight" in leaves:
+        unknown = leaves - {"lora_down.weight", "lora_up.weight", "lora_mid.weight"}
+        if "lora_down.weight" not in leaves or "lora_up.weight" not in leaves or unknown:
+            raise IncompatibleError(f"{source}: {stem} is not a lora_down/lora_up pair"
+                                    + (f" (also holds {', '.join(sorted(unknown))})" if unknown else ""))
+        mid = {"lora_mid": g["lora_mid.weight"]} if "lora_mid.weight" in g else {}
+        return LoraPart(component, body, g["lora_down.weight"], g["lora_up.weight"], alpha, style="kohya", factors=mid)
+    for kind, known, needed in (
+        ("loha", LOHA_LEAVES, [("hada_w1_a",), ("hada_w1_b",), ("hada_w2_a",), ("hada_w2_b",)]),
+        ("lokr", LOKR_LEAVES, [("lokr_w1", "lokr_w1_a"), ("lokr_w2", "lokr_w2_a")]),
+    ):
+        if not leaves & known:
+            continue
+        missing = [" or ".join(options) for options in needed if not leaves & set(options)]
+        pairs = [("lokr_w1_a", "lokr_w1_b"), ("lokr_w2_a", "lokr_w2_b"), ("lokr_t2", "lokr_w2_a"),
+                 ("hada_t1", "hada_t2"), ("hada_t2", "hada_t1")]
+        missing += [b for a, b in pairs if a in leaves and b not in leaves]
+        unused = sorted(leaves - known)
+        if missing or unused:
+            why = f"lacks {', '.join(missing)}" if missing else f"holds {', '.join(unused)}, which the merge does not use"
+            raise IncompatibleError(f"{source}: {stem} is a LyCORIS {kind} module that {why}")
+        return LoraPart(component, body, alpha=alpha, style="kohya", kind=kind, factors=dict(g))
+    raise IncompatibleError(f"{source}: {stem} has no lora_down/lora_up pair (nor LoHa/LoKr factors)")
 
 
 def _parse_peft(tensors: dict[str, Any], metadata: dict[str, str], source: str) -> list[LoraPart]:
@@ -295,10 +411,19 @@ def _split_sd3_kohya(part: LoraPart) -> list[LoraPart] | None:
     if targets is None:
         return None
     out = []
-    size = part.up.shape[0] // len(targets)
+    shape = part.delta_shape()
+    if shape is None:
+        return None
+    size = shape[0] // len(targets)
     for n, target in enumerate(targets):
-        up = part.up[n * size:(n + 1) * size] if len(targets) > 1 else part.up
-        out.append(LoraPart(part.component, f"transformer_blocks.{index}.{target}", part.down, up, part.alpha, "dotted"))
+        name = f"transformer_blocks.{index}.{target}"
+        if part.kind == "lora" and "lora_mid" not in part.factors:
+            up = part.up[n * size:(n + 1) * size] if len(targets) > 1 else part.up
+            out.append(LoraPart(part.component, name, part.down, up, part.alpha, "dotted"))
+        else:  # the rows of the whole update: LoHa/LoKr updates do not split factor by factor
+            rows = (n * size, (n + 1) * size) if len(targets) > 1 else None
+            out.append(LoraPart(part.component, name, part.down, part.up, part.alpha, "dotted", part.kind,
+                                part.factors, out_slice=rows))
     return out
 
 
@@ -340,7 +465,9 @@ def merge_lora(pipe: Any, path: Path, weight: float, name: str) -> MergeReport:
             if module is None:
                 problems.append(f"{piece.component}.{piece.module} (no such layer)")
                 continue
-            expected = _delta_shape(piece)
+            expected = piece.delta_shape()
+            if expected is not None and piece.out_slice is not None:
+                expected = (piece.out_slice[1] - piece.out_slice[0], *expected[1:])
             if expected is None or not _fits(expected, tuple(module.weight.shape)):
                 problems.append(
                     f"{piece.component}.{piece.module} (LoRA shape {expected}, layer {tuple(module.weight.shape)})"
@@ -356,12 +483,7 @@ def merge_lora(pipe: Any, path: Path, weight: float, name: str) -> MergeReport:
     with torch.no_grad():
         for module, piece in planned:
             w = module.weight
-            down = piece.down.to(device=w.device, dtype=torch.float32)
-            up = piece.up.to(device=w.device, dtype=torch.float32)
-            if down.ndim == 4 or w.ndim == 4:
-                delta = (up.flatten(1) @ down.flatten(1)).reshape(w.shape)
-            else:
-                delta = up @ down
+            delta = piece.delta(w.device).reshape(w.shape)
             w.copy_((w.float() + (weight * piece.scale) * delta).to(w.dtype))
             report.merged += 1
             report.components.add(piece.component)
@@ -369,17 +491,8 @@ def merge_lora(pipe: Any, path: Path, weight: float, name: str) -> MergeReport:
 
 
 def _fits(delta: tuple[int, ...], weight: tuple[int, ...]) -> bool:
-    """Same out/in features; a 1x1 conv and a linear layer are interchangeable (SD1 vs SDXL proj_in)."""
-    if delta[:2] != weight[:2]:
+    """Same out features and as many inputs; kernels equal where both have one. A linear update fits a
+    1x1 conv (SD1 vs SDXL proj_in) and a LoHa conv update comes flattened to (out, in * kh * kw)."""
+    if delta[0] != weight[0] or math.prod(delta[1:]) != math.prod(weight[1:]):
         return False
-    kernel_d, kernel_w = delta[2:] or (1, 1), weight[2:] or (1, 1)
-    return kernel_d == kernel_w
-
-
-def _delta_shape(part: LoraPart) -> tuple[int, ...] | None:
-    down, up = part.down, part.up
-    if down.ndim == 2 and up.ndim == 2:
-        return (int(up.shape[0]), int(down.shape[1]))
-    if down.ndim == 4 and up.ndim == 4:  # LoCon: down k x k, up 1 x 1
-        return (int(up.shape[0]), int(down.shape[1]), int(down.shape[2]), int(down.shape[3]))
-    return None
+    return len(delta) != 4 or len(weight) != 4 or delta[2:] == weight[2:]

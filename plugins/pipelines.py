@@ -286,7 +286,7 @@ def _folder_nulls(folder: Path) -> dict[str, None]:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PipelineError(f"{folder}: not a diffusers folder (model_index.json unreadable: {exc})") from exc
-    nulls = {}
+    nulls: dict[str, None] = {}
     for name, value in index.items():
         if name.startswith("_"):
             continue

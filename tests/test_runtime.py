@@ -28,11 +28,13 @@ from tinymodels import (  # noqa: E402
     apply_lora_factors,
     clone_pipeline,
     random_lora,
+    random_lycoris,
     sd3_without_t5,
     tiny_model,
     tiny_pipeline,
     write_kohya_lora,
     write_kohya_sd3_lora,
+    write_lycoris_lora,
     write_peft_lora,
 )
 
@@ -261,9 +263,42 @@ def test_lora_for_another_family_is_refused_with_the_reason(tmp_path: Path) -> N
     assert "xl_style" in str(err.value)
 
 
-@pytest.mark.parametrize(("extra_leaf", "words"), [("dora_scale", "DoRA"), ("lora_mid.weight", "lora_mid")])
+@pytest.mark.parametrize("naming", ["kohya", "simpletuner"])
+def test_lycoris_locon_loha_and_lokr_merge_as_the_trainers_define_them(tmp_path: Path, naming: str) -> None:
+    modules = random_lycoris("sd1")
+    if naming == "simpletuner":
+        modules = [m for m in modules if m.component == "unet"]
+    assert {m.kind for m in modules} == {"locon_cp", "loha", "loha_tucker", "lokr", "lokr_whole", "lokr_tucker"}
+    lora = write_lycoris_lora(tmp_path / "lyco.safetensors", "sd1", modules, naming)
+    m = tiny_model("sd1")
+    run = hub.pipeline(m.diffusers_dir, family="sd1", sampler="euler", loras=[f"{lora}:0.5"])
+    got = pixels(run.generate("a red fox", steps=2, seed=3, cfg=5.0, **SIZE))
+    plain = pixels(hub.pipeline(m.diffusers_dir, family="sd1", sampler="euler").generate(
+        "a red fox", steps=2, seed=3, cfg=5.0, **SIZE))
+    reference = clone_pipeline("sd1")
+    apply_lora_factors(reference, modules, 0.5)
+    expected = bare_diffusers_image(reference, "EulerDiscreteScheduler", seed=3, steps=2, cfg=5.0)
+    assert np.abs(got - plain).mean() > 0.2, "the LyCORIS network made no visible difference"
+    # the same sums in another order: at most a rounding step of one pixel value apart
+    assert np.abs(got - expected).max() <= 1 and np.abs(got - expected).mean() < 0.05
+    report = run.runner.loras[0]
+    assert report.format == "lycoris_loha+lokr" and report.merged == len(modules)
+
+
+@pytest.mark.parametrize(("drop", "words"), [("hada_w2_b", "lacks hada_w2_b"), ("lokr_w2_b", "lacks lokr_w2_b")])
+def test_lycoris_module_missing_a_factor_is_refused(tmp_path: Path, drop: str, words: str) -> None:
+    modules = random_lycoris("sd1")
+    broken = next(m for m in modules if drop in m.tensors)
+    del broken.tensors[drop]
+    lora = write_lycoris_lora(tmp_path / "broken.safetensors", "sd1", modules)
+    with pytest.raises(IncompatibleError, match=words) as err:
+        hub.pipeline(tiny_model("sd1").diffusers_dir, family="sd1", loras=[lora])
+    assert "broken.safetensors" in str(err.value)
+
+
+@pytest.mark.parametrize(("extra_leaf", "words"), [("dora_scale", "DoRA"), ("lora_extra.weight", "lora_extra")])
 def test_lora_the_merge_cannot_apply_exactly_is_refused(tmp_path: Path, extra_leaf: str, words: str) -> None:
-    """DoRA magnitudes and CP cores change the update: merging up @ down alone would be silently wrong."""
+    """DoRA magnitudes or a tensor the merge does not know change the update: up @ down alone would be silently wrong."""
     from safetensors.torch import load_file, save_file
 
     plain = write_kohya_lora(tmp_path / "plain.safetensors", "sd1", random_lora("sd1"))

@@ -597,22 +597,26 @@ def _kohya_te_name(module: str) -> str:
     return module.replace(".", "_")
 
 
+def kohya_name(family: str, component: str, module: str) -> str:
+    """The kohya-ss stem of a diffusers module: lora_unet_* (SD1: diffusers names; SDXL: original names), lora_te[12]_*."""
+    if component == "unet":
+        unet_cfg = tiny_pipeline(family).unet.config
+        original = module if family == "sd1" else unet_key_to_original(module + ".weight", unet_cfg)[: -len(".weight")]
+        return "lora_unet_" + original.replace(".", "_")
+    if component == "transformer":
+        raise ValueError("kohya SD3 LoRAs are not written by this helper")
+    te_prefix = {"text_encoder": "lora_te1" if family == "sdxl" else "lora_te", "text_encoder_2": "lora_te2"}
+    return f"{te_prefix[component]}_{_kohya_te_name(module)}"
+
+
 def write_kohya_lora(path: Path, family: str, factors: list[LoraFactors]) -> Path:
     """kohya-ss naming: lora_unet_* (SD1: diffusers names; SDXL: original names), lora_te[12]_*."""
     import torch
     from safetensors.torch import save_file
 
-    unet_cfg = tiny_pipeline(family).unet.config if family != "sd3" else None
-    te_prefix = {"text_encoder": "lora_te1" if family == "sdxl" else "lora_te", "text_encoder_2": "lora_te2"}
     sd = {}
     for f in factors:
-        if f.component == "unet":
-            module = f.module if family == "sd1" else unet_key_to_original(f.module + ".weight", unet_cfg)[: -len(".weight")]
-            name = "lora_unet_" + module.replace(".", "_")
-        elif f.component == "transformer":
-            raise ValueError("kohya SD3 LoRAs are not written by this helper")
-        else:
-            name = f"{te_prefix[f.component]}_{_kohya_te_name(f.module)}"
+        name = kohya_name(family, f.component, f.module)
         sd[f"{name}.lora_down.weight"] = f.down.contiguous()
         sd[f"{name}.lora_up.weight"] = f.up.contiguous()
         sd[f"{name}.alpha"] = torch.tensor(f.alpha)
@@ -644,7 +648,119 @@ def write_peft_lora(path: Path, family: str, factors: list[LoraFactors]) -> Path
     return path
 
 
-def apply_lora_factors(pipe: Any, factors: list[LoraFactors], weight: float) -> None:
+@dataclass
+class LycorisFactors:
+    """One module of a LyCORIS network, with its update worked out here, independently of sdhub's merge."""
+
+    component: str
+    module: str
+    kind: str  # "locon_cp", "loha", "loha_tucker", "lokr", "lokr_whole", "lokr_tucker"
+    tensors: dict[str, Any]  # leaf name -> tensor, as the file stores them
+    alpha: float
+    shape: tuple[int, ...]  # the layer's weight shape
+
+    @property
+    def delta(self) -> Any:
+        import torch
+
+        t = self.tensors
+
+        def tucker(core: Any, wb: Any, wa: Any) -> Any:
+            # out[p, r, k, l] = sum_i sum_j core[i, j, k, l] * wb[j, r] * wa[i, p]
+            inner = torch.tensordot(core, wb, dims=([1], [0]))  # i, k, l, r
+            return torch.tensordot(wa, inner, dims=([0], [0])).permute(0, 3, 1, 2)  # p, r, k, l
+
+        def kron(a: Any, b: Any) -> Any:
+            # block (i, j) of the result is a[i, j] * b: rows i * b_rows + p, columns j * b_cols + q
+            blocks = torch.einsum("ij,pq...->ipjq...", a, b)
+            return blocks.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1], *b.shape[2:])
+
+        if self.kind == "locon_cp":
+            rank = t["lora_down.weight"].shape[0]
+            whole = tucker(t["lora_mid.weight"], t["lora_down.weight"].flatten(1), t["lora_up.weight"].flatten(1).T)
+        elif self.kind == "loha":
+            rank = t["hada_w1_b"].shape[0]
+            whole = (t["hada_w1_a"] @ t["hada_w1_b"]) * (t["hada_w2_a"] @ t["hada_w2_b"])
+        elif self.kind == "loha_tucker":
+            rank = t["hada_w1_b"].shape[0]
+            whole = tucker(t["hada_t1"], t["hada_w1_b"], t["hada_w1_a"]) * tucker(t["hada_t2"], t["hada_w2_b"], t["hada_w2_a"])
+        elif self.kind == "lokr_whole":
+            rank = None  # both sides stored whole: LyCORIS applies them unscaled
+            whole = kron(t["lokr_w1"], t["lokr_w2"])
+        elif self.kind == "lokr_tucker":
+            rank = t["lokr_w2_b"].shape[0]
+            whole = kron(t["lokr_w1"], tucker(t["lokr_t2"], t["lokr_w2_b"], t["lokr_w2_a"]))
+        else:
+            rank = t["lokr_w2_b"].shape[0]
+            w2 = t["lokr_w2_a"] @ t["lokr_w2_b"]
+            whole = kron(t["lokr_w1_a"] @ t["lokr_w1_b"], w2)
+        scale = 1.0 if rank is None else self.alpha / rank
+        return scale * whole.reshape(self.shape)
+
+
+def random_lycoris(family: str, seed: int = 5, rank: int = 4, alpha: float = 2.0,
+                   magnitude: float = 0.6) -> list[LycorisFactors]:
+    """Every kind of LyCORIS module, spread over the model's attention and resnet layers in turn."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int) -> Any:
+        return torch.randn(*shape, generator=gen) * magnitude
+
+    linear_kinds = ["loha", "lokr", "lokr_whole"]
+    conv_kinds = ["locon_cp", "loha", "loha_tucker", "lokr_tucker", "lokr_whole"]
+    out: list[LycorisFactors] = []
+    n = 0
+    for component, modules in lora_targets(tiny_pipeline(family), family, convs=True).items():
+        for name, layer in modules:
+            shape = tuple(layer.weight.shape)
+            conv = len(shape) == 4
+            kinds = conv_kinds if conv else linear_kinds
+            kind = kinds[n % len(kinds)]
+            n += 1
+            o, i = shape[0], shape[1]
+            k = shape[2:] if conv else ()
+            if kind == "locon_cp":
+                t = {"lora_down.weight": r(rank, i, 1, 1), "lora_mid.weight": r(rank, rank, *k),
+                     "lora_up.weight": r(o, rank, 1, 1)}
+            elif kind == "loha":  # a conv LoHa without Tucker cores stores w1b/w2b flattened to in * kh * kw
+                flat = i * (k[0] * k[1] if conv else 1)
+                t = {"hada_w1_a": r(o, rank), "hada_w1_b": r(rank, flat), "hada_w2_a": r(o, rank), "hada_w2_b": r(rank, flat)}
+            elif kind == "loha_tucker":
+                t = {"hada_w1_a": r(rank, o), "hada_w1_b": r(rank, i), "hada_t1": r(rank, rank, *k),
+                     "hada_w2_a": r(rank, o), "hada_w2_b": r(rank, i), "hada_t2": r(rank, rank, *k)}
+            elif kind == "lokr_whole":
+                t = {"lokr_w1": r(2, 2), "lokr_w2": r(o // 2, i // 2, *k) * 0.2}
+            elif kind == "lokr_tucker":
+                t = {"lokr_w1": r(2, 2), "lokr_w2_a": r(rank, o // 2), "lokr_w2_b": r(rank, i // 2),
+                     "lokr_t2": r(rank, rank, *k)}
+            else:
+                t = {"lokr_w1_a": r(2, 1), "lokr_w1_b": r(1, 2), "lokr_w2_a": r(o // 2, rank), "lokr_w2_b": r(rank, i // 2)}
+            out.append(LycorisFactors(component, name, kind, {key: v.contiguous() for key, v in t.items()}, alpha, shape))
+    return out
+
+
+def write_lycoris_lora(path: Path, family: str, modules: list[LycorisFactors], naming: str = "kohya") -> Path:
+    """LyCORIS' kohya naming (<kohya stem>.<leaf> plus <stem>.alpha), or SimpleTuner's
+    (``lycoris_`` + the denoiser's diffusers path, underscored; denoiser modules only)."""
+    import torch
+    from safetensors.torch import save_file
+
+    sd: dict[str, Any] = {}
+    for m in modules:
+        if naming == "simpletuner":
+            stem = "lycoris_" + m.module.replace(".", "_")
+        else:
+            stem = kohya_name(family, m.component, m.module)
+        sd.update({f"{stem}.{leaf}": value for leaf, value in m.tensors.items()})
+        sd[f"{stem}.alpha"] = torch.tensor(m.alpha)
+    save_file(sd, str(path), metadata={"ss_network_module": "lycoris.kohya", "ss_base_model_version": KOHYA_BASE[family],
+                                       "ss_network_args": json.dumps({"algo": "lokr"})})
+    return path
+
+
+def apply_lora_factors(pipe: Any, factors: list[LoraFactors] | list[LycorisFactors], weight: float) -> None:
     """The reference result: add weight * delta straight onto the diffusers modules."""
     import torch
 
