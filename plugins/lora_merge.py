@@ -94,15 +94,12 @@ class LoraPart:
             if len(w1) != 2:
                 return None
             return (int(w1[0] * w2[0]), int(w1[1] * w2[1]), *(int(d) for d in w2[2:]))
-        down, up = self.down, self.up
-        if down.ndim == 2 and up.ndim == 2 and "lora_mid" not in f:
+        down, up, mid = self.down, self.up, f.get("lora_mid")
+        if down.ndim == 2 and up.ndim == 2 and (mid is None or mid.ndim == 2):
             return (int(up.shape[0]), int(down.shape[1]))
-        if down.ndim == 4 and up.ndim == 4:
-            mid = f.get("lora_mid")
-            kernel = tuple(mid.shape[2:]) if mid is not None and mid.ndim == 4 else tuple(down.shape[2:])
+        if down.ndim == 4 and up.ndim == 4:  # LoCon: down k x k and up 1 x 1, or 1 x 1 around a k x k core
+            kernel = mid.shape[2:] if mid is not None and mid.ndim == 4 else down.shape[2:]
             return (int(up.shape[0]), int(down.shape[1]), *(int(d) for d in kernel))
-        if "lora_mid" in f and down.ndim == 2 and up.ndim == 2 and f["lora_mid"].ndim == 2:
-            return (int(up.shape[0]), int(down.shape[1]))
         return None
 
     def delta(self, device: Any) -> Any:

@@ -280,12 +280,18 @@ def _file_keys(path: Path) -> list[str] | None:
         return list(f.keys())
 
 
-def _folder_nulls(folder: Path) -> dict[str, None]:
-    """Components a diffusers folder declares as null (e.g. SD3 without T5) must be passed as None."""
+def _model_index(folder: Path) -> dict[str, Any]:
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PipelineError(f"{folder}: not a diffusers folder (model_index.json unreadable: {exc})") from exc
+    if not isinstance(index, dict):
+        raise PipelineError(f"{folder}: not a diffusers folder (model_index.json is not a JSON object)")
+    return index
+
+
+def _folder_nulls(index: dict[str, Any]) -> dict[str, None]:
+    """Components a diffusers folder declares as null (e.g. SD3 without T5) must be passed as None."""
     nulls: dict[str, None] = {}
     for name, value in index.items():
         if name.startswith("_"):
@@ -310,13 +316,10 @@ FOLDER_CLASSES = {
 }
 
 
-def _check_folder_class(folder: Path, family: str, pipeline_class: str) -> None:
+def _check_folder_class(folder: Path, index: dict[str, Any], family: str, pipeline_class: str) -> None:
     """A folder whose model_index.json names another known pipeline is refused before diffusers half-loads it
     (an SD1 folder "loads" as SDXL with its second text encoder missing, then fails mid-run)."""
-    try:
-        folder_class = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
-    except (OSError, ValueError, AttributeError):
-        return  # _folder_nulls reports an unreadable index
+    folder_class = index.get("_class_name")
     if folder_class in FOLDER_CLASSES and folder_class != pipeline_class:
         raise PipelineError(
             f"{folder} is a {folder_class} folder, says its model_index.json ({FOLDER_CLASSES[folder_class]}); "
@@ -378,8 +381,9 @@ class DiffusersPipeline(Pipeline):
         extra: dict[str, Any] = {}
         try:
             if model.is_diffusers_folder:
-                _check_folder_class(model.path, model.family, self.pipeline_class)
-                extra.update(_folder_nulls(model.path))
+                index = _model_index(model.path)
+                _check_folder_class(model.path, index, model.family, self.pipeline_class)
+                extra.update(_folder_nulls(index))
                 if "requires_safety_checker" in cls.__init__.__code__.co_varnames:
                     extra["requires_safety_checker"] = False
                 return cls.from_pretrained(str(model.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **extra)
@@ -435,7 +439,7 @@ class DiffusersPipeline(Pipeline):
         shared = {"vae": base.vae, "text_encoder_2": base.text_encoder_2, "tokenizer_2": base.tokenizer_2}
         try:
             if refiner.is_diffusers_folder:
-                extra = {k: v for k, v in _folder_nulls(refiner.path).items() if k not in shared}
+                extra = {k: v for k, v in _folder_nulls(_model_index(refiner.path)).items() if k not in shared}
                 pipe = cls.from_pretrained(str(refiner.path), **_dtype_kwarg(torch_dtype), local_files_only=True, **shared, **extra)
             else:
                 config = ensure_configs(refiner.family, refiner.variant, options, _details(refiner))  # an SDXL base refines too
