@@ -105,12 +105,41 @@ def unet_facts(view: HeaderView) -> UNetFacts | None:
     return facts
 
 
-def _prediction(view: HeaderView, match: FamilyMatch, default_note: str) -> None:
-    """Set details.prediction and the v-prediction variant from keys/metadata when they tell."""
-    found = prediction_from_metadata(view.metadata)
+def prediction_from_keys(view: HeaderView) -> tuple[str, str, dict[str, Any]] | None:
+    """(prediction, because, extra details) from the marker keys ComfyUI reads (``SDXL.model_type``).
+
+    ``edm_vpred.sigma_max``/``edm_vpred.sigma_min`` (CosXL): v-prediction on an EDM schedule (the sigma
+    values are tensor data, not read); ``edm_mean`` + ``edm_std`` (Playground v2.5): EDM; ``v_pred``:
+    v-prediction, ``ztsnr`` adds zero terminal SNR. None when no marker key is there.
+    """
+    edm_v = [k for k in ("edm_vpred.sigma_max", "edm_vpred.sigma_min") if view.has(k)]
+    if edm_v:
+        return "v", f"{' and '.join(edm_v)} key{'s' if len(edm_v) > 1 else ''} (CosXL-style EDM v-prediction)", {
+            "schedule": "edm", "zero_terminal_snr": view.has("ztsnr")}
+    if view.has("edm_mean") and view.has("edm_std"):
+        return "edm", "edm_mean and edm_std keys (Playground v2.5 style EDM)", {}
+    if view.has("v_pred"):
+        z = view.has("ztsnr")
+        return "v", "v_pred key" + (" and ztsnr key (zero terminal SNR)" if z else ""), {"zero_terminal_snr": z}
+    return None
+
+
+def _prediction(view: HeaderView, match: FamilyMatch, family: str) -> None:
+    """Set details.prediction and the v-prediction variant from marker keys, then metadata; None (unknown)
+    when neither tells: eps is only a convention, and v-prediction finetunes exist for SD1, SD2 and SDXL."""
+    keys = prediction_from_keys(view)
+    found = (keys[0], keys[1]) if keys else prediction_from_metadata(view.metadata)
+    if keys:
+        match.details.update(keys[2])
+    elif view.has("ztsnr"):
+        match.details["zero_terminal_snr"] = True
     if found is None:
-        match.details.setdefault("prediction", None)
-        match.evidence.append(Evidence("prediction", None, default_note))
+        match.details["prediction"] = None
+        seen = "a ztsnr key but " if view.has("ztsnr") else ""
+        match.evidence.append(Evidence("prediction", None, (
+            f"unknown: {seen}no v_pred, edm_vpred.*, edm_mean/edm_std key and no prediction metadata "
+            "(modelspec.prediction_type, ss_v_parameterization, *-v architecture); "
+            f"eps vs v for {family} cannot be told from the header alone")))
         return
     pred, because = found
     match.details["prediction"] = pred
@@ -143,7 +172,7 @@ def match_sd1(view: HeaderView) -> FamilyMatch | None:
     match = FamilyMatch(components=["unet"], evidence=f.evidence("sd1"), details=f.details())
     if not _variant_from_in_channels(f, match, (4, 8, 9)):
         return None
-    _prediction(view, match, "SD1 prediction type is not in the header (eps unless the metadata says v)")
+    _prediction(view, match, "SD1")
     return match
 
 
@@ -160,8 +189,7 @@ def match_sd2(view: HeaderView) -> FamilyMatch | None:
                                                             f"input {f.adm} (SD2 unCLIP)"))
     elif not _variant_from_in_channels(f, match, (4, 5, 9)):
         return None
-    _prediction(view, match, "SD2 v-prediction vs eps cannot be told from the header "
-                             "(needs metadata such as modelspec.prediction_type)")
+    _prediction(view, match, "SD2")
     return match
 
 
@@ -181,20 +209,7 @@ def match_sdxl(view: HeaderView) -> FamilyMatch | None:
         match.details["distilled"] = True
         match.evidence.append(Evidence("family", "sdxl", f"{f.view.full(deep)}* has {depth} blocks, not 10: a "
                                                          "distilled SDXL UNet (SSD-1B/Vega style)"))
-    # ComfyUI's convention: a v_pred key marks v-prediction (ztsnr adds zero terminal SNR),
-    # edm_mean/edm_std an EDM model (Playground v2.5).
-    if view.has("edm_mean") and view.has("edm_std"):
-        match.details["prediction"] = "edm"
-        match.evidence.append(Evidence("prediction", "edm", "edm_mean and edm_std keys (Playground v2.5 style)"))
-    elif view.has("v_pred"):
-        match.details["prediction"] = "v"
-        match.details["zero_terminal_snr"] = view.has("ztsnr")
-        match.evidence.append(Evidence("prediction", "v", "v_pred key"))
-        if match.variant is None:
-            match.variant = "v-prediction"
-            match.evidence.append(Evidence("variant", "v-prediction", "v_pred key"))
-    else:
-        _prediction(view, match, "no v_pred/edm keys and no prediction metadata: eps by convention")
+    _prediction(view, match, "SDXL")
     return match
 
 
@@ -205,6 +220,7 @@ def match_sdxl_refiner(view: HeaderView) -> FamilyMatch | None:
     match = FamilyMatch(components=["unet"], evidence=f.evidence("sdxl_refiner"), details=f.details())
     if not _variant_from_in_channels(f, match, (4,)):
         return None
+    _prediction(view, match, "SDXL refiner")
     return match
 
 

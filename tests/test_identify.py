@@ -579,3 +579,27 @@ def test_distilled_sdxl_is_flagged(tmp_path: Path) -> None:
     assert (ident.family, ident.details["transformer_depth"], ident.details["distilled"]) == ("sdxl", 4, True)
     full = identify_path(write_fixture(tmp_path, "sdxl_base"), families=FAMILIES)
     assert full.details["transformer_depth"] == 10 and "distilled" not in full.details
+
+
+def test_prediction_markers_and_unknown(tmp_path: Path) -> None:
+    """ComfyUI's SDXL.model_type markers (comfy/supported_models.py): edm_vpred.sigma_max (CosXL) is
+    v-prediction on an EDM schedule; with no marker and no metadata the answer is unknown, not eps."""
+    spec = load_spec("sdxl_base")
+    tensors = {k: tuple(v) for k, v in spec["tensors"].items()}
+    cosxl = identify_path(write_sparse(tmp_path / "cosxl.safetensors", {
+        **tensors, "edm_vpred.sigma_max": ("F32", []), "edm_vpred.sigma_min": ("F32", [])}), families=FAMILIES)
+    assert (cosxl.family, cosxl.variant, cosxl.details["prediction"]) == ("sdxl", "v-prediction", "v")
+    assert cosxl.details["schedule"] == "edm"
+    assert any("edm_vpred.sigma_max" in e.because for e in cosxl.because("prediction"))
+    plain = identify_path(write_fixture(tmp_path, "sdxl_base"), families=FAMILIES)
+    assert plain.details["prediction"] is None and plain.variant is None
+    why = " ".join(e.because for e in plain.because("prediction"))
+    assert "unknown" in why and "v_pred" in why and "eps by convention" not in why
+    meta = identify_path(write_fixture(tmp_path, "sdxl_base", filename="m.safetensors",
+                                       metadata={"modelspec.prediction_type": "epsilon"}), families=FAMILIES)
+    assert meta.details["prediction"] == "eps"
+    sd1 = identify_path(write_sparse(tmp_path / "sd1v.safetensors", {
+        **{k: tuple(v) for k, v in load_spec("sd15")["tensors"].items()}, "v_pred": ("F32", [])}), families=FAMILIES)
+    assert (sd1.family, sd1.variant, sd1.details["prediction"]) == ("sd1", "v-prediction", "v")
+    ref = identify_path(write_fixture(tmp_path, "sdxl_refiner"), families=FAMILIES)
+    assert ref.details["prediction"] is None
