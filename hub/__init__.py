@@ -20,24 +20,51 @@ from .hookspecs import hookimpl
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Hub
 
-__all__ = ["Hub", "SdhubError", "hookimpl", "resolve", "pipeline", "check_compatible", "identify", "errors"]
+__all__ = [
+    "Hub", "SdhubError", "hookimpl", "resolve", "pipeline", "check_compatible", "identify", "errors",
+    "identify_path", "Identification", "fingerprint_file", "Fingerprints", "TqdmProgress", "InstallResult",
+    "check_size", "all_samplers", "all_pipelines", "get_registry", "fire", "get_plugins", "plugin_problems",
+]
+
+# Public names that live in a room of their own, loaded on first use so that ``import hub`` stays light.
+# The CLI and plugins import these from ``hub``, never from the module behind them.
+_LAZY: dict[str, tuple[str, str]] = {
+    "Hub": (".api", "Hub"),
+    "identify": (".identify", "identify_path"),
+    "identify_path": (".identify", "identify_path"),
+    "Identification": (".identify", "Identification"),
+    "fingerprint_file": (".fingerprint", "fingerprint_file"),
+    "Fingerprints": (".fingerprint", "Fingerprints"),
+    "TqdmProgress": (".download", "TqdmProgress"),
+    "InstallResult": (".install", "InstallResult"),
+    "check_size": (".runtime", "check_size"),
+    "all_samplers": (".samplers", "all_samplers"),
+    "all_pipelines": (".pipelines", "all_pipelines"),
+    "get_registry": (".plugins", "get_registry"),
+    "fire": (".plugins", "fire"),
+    "get_plugins": (".plugins", "get_plugins"),
+}
 
 
 def __getattr__(name: str) -> Any:
     # Lazy attributes keep ``import hub`` light (SQLAlchemy, requests… load on first use).
-    if name == "Hub":
-        from .api import Hub
-
-        return Hub
     if name == "errors":
         from . import errors
 
         return errors
-    if name == "identify":
-        from .identify import identify_path
+    if name in _LAZY:
+        from importlib import import_module
 
-        return identify_path
+        module, attr = _LAZY[name]
+        return getattr(import_module(module, __name__), attr)
     raise AttributeError(f"module 'hub' has no attribute {name!r}")
+
+
+def plugin_problems() -> list[str]:
+    """What went wrong loading or calling plugins so far; empty before any plugin was loaded (nothing loads them here)."""
+    from . import plugins
+
+    return plugins.problems() if plugins._loaded else []
 
 
 def resolve(ref: str, *, download: bool = True, **kwargs: Any) -> Any:

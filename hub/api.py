@@ -132,6 +132,12 @@ class Hub:
         self.close()
 
     # -- scanning ----------------------------------------------------------------------------
+    def walk_model_paths(self, paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ScanEntry]]:
+        """The model files and diffusers folders under ``paths``, and an entry for each path that could not be walked."""
+        report = ScanReport()
+        found = list(self.iter_model_paths(paths, report))
+        return found, report.entries
+
     def iter_model_paths(self, paths: Iterable[str | os.PathLike[str]], report: ScanReport) -> Iterator[Path]:
         """Model files and diffusers folders under ``paths``; unreadable places become report errors."""
         for raw in paths:

@@ -721,11 +721,8 @@ def lookup(
 
 def _model_paths(hub: Hub, paths: Sequence[str | os.PathLike[str]], results: list[LookupResult]) -> list[Path]:
     """Files and diffusers folders to look up: folders are walked like ``sdhub scan`` walks them."""
-    from .api import ScanReport
-
-    report = ScanReport()
-    found = list(hub.iter_model_paths(paths, report))
-    for entry in report.entries:
+    found, skipped = hub.walk_model_paths(paths)
+    for entry in skipped:
         results.append(LookupResult(entry.path, None, error=entry.message or entry.status))
     return found
 

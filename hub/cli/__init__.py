@@ -26,9 +26,9 @@ def add_plugin_commands() -> None:
     if _plugin_commands_added:
         return
     _plugin_commands_added = True
-    from .. import plugins
+    from .. import fire
 
-    plugins.fire("register_commands", cli=cli)
+    fire("register_commands", cli=cli)
 
 
 def main() -> None:

@@ -43,11 +43,9 @@ _printed_problems: set[str] = set()
 
 def print_plugin_problems() -> None:
     """Warn once per problem about plugins that failed (the command itself still ran)."""
-    from .. import plugins
+    from .. import plugin_problems
 
-    if not plugins._loaded:
-        return
-    for problem in plugins.problems():
+    for problem in plugin_problems():
         if problem not in _printed_problems:
             _printed_problems.add(problem)
             click.echo(f"Warning: {problem}", err=True)

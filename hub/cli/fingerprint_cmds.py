@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import SdhubError
-from ..fingerprint import Fingerprints, fingerprint_file
+from .. import Fingerprints, fingerprint_file
 from .base import (
     cli,
     emit_json,

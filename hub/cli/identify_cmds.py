@@ -18,7 +18,7 @@ from .base import cli, emit_json, get_hub, json_option
 
 
 def _ident_for(ref: str) -> Any:
-    from ..identify import Identification, identify_path
+    from .. import Identification, identify_path
 
     path = Path(ref).expanduser()
     if path.exists():
@@ -49,7 +49,7 @@ def _print_identification(path: str, ident: Any, verbose: bool) -> None:
 @json_option
 def identify(paths: tuple[str, ...], verbose: bool, as_json: bool) -> None:
     """What each model file or diffusers folder is, from its header alone (no catalogue, no hashing)."""
-    from ..identify import identify_path
+    from .. import identify_path
 
     results: list[dict[str, Any]] = []
     failed = 0
@@ -82,7 +82,7 @@ def check(base: str, addon: str, as_json: bool) -> None:
 
     Exit code 0 when it fits, 1 when it does not, 2 when a family could not be determined.
     """
-    from ..identify import check_compatible
+    from .. import check_compatible
 
     base_ident = _ident_for(base)
     addon_ident = _ident_for(addon)

@@ -12,9 +12,9 @@ from .base import cli, emit_json, json_option, print_table
 @json_option
 def plugins(show_all: bool, as_json: bool) -> None:
     """List installed plugins, their versions, hooks and what they register."""
-    from .. import plugins as plugin_manager
+    from .. import get_plugins
 
-    infos = [p for p in plugin_manager.get_plugins() if show_all or not p.builtin]
+    infos = [p for p in get_plugins() if show_all or not p.builtin]
     if as_json:
         emit_json([p.to_dict() for p in infos])
         return

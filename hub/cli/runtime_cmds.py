@@ -98,7 +98,7 @@ def generate(
 
     The PNG carries A1111-style parameters (prompt, sampler, seed, Model hash, Lora hashes).
     """
-    from ..runtime import check_size, pipeline
+    from .. import check_size, pipeline
 
     check_size(width, height)  # before loading gigabytes, not after
     chatty = not (as_json or quiet)
@@ -177,7 +177,7 @@ def generate(
 @json_option
 def samplers(family: str | None, as_json: bool) -> None:
     """List registered samplers, their aliases and the families they serve."""
-    from ..samplers import all_samplers
+    from .. import all_samplers
 
     items = sorted(all_samplers(), key=lambda s: s.name)
     if family:
@@ -194,7 +194,7 @@ def samplers(family: str | None, as_json: bool) -> None:
 @json_option
 def pipelines(as_json: bool) -> None:
     """List registered pipelines and the model families/kinds each runs."""
-    from ..pipelines import all_pipelines
+    from .. import all_pipelines
 
     items = sorted(all_pipelines(), key=lambda p: p.name)
     if as_json:

@@ -27,15 +27,14 @@ from .base import cli, emit_json, get_hub, human_size, json_option, print_table,
 def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: tuple[str, ...], sort: str | None,
            period: str | None, limit: int, nsfw: bool, cursor: str | None, as_json: bool) -> None:
     """Search Civitai, LiblibAI and Hugging Face; every row has a reference ready for `sdhub install`."""
-    from ..install import search as do_search
-    from ..plugins import get_registry
+    from .. import get_registry
 
     known = get_registry("sources")  # built-in and plugin sources alike
     for s in sources:
         if s.lower() != "all" and s not in known:
             raise click.BadParameter(f"{s!r} is not a registered source (one of {', '.join(known.names())} or all)",
                                      param_hint="--source")
-    report = do_search(get_hub(), query, sources=list(sources), types=types, base=bases, sort=sort, period=period,
+    report = get_hub().search(query, sources=list(sources), types=types, base=bases, sort=sort, period=period,
                        limit=limit, nsfw=nsfw, cursor=cursor)
     if as_json:
         emit_json(report.to_dict())
@@ -88,8 +87,7 @@ def install(refs: tuple[str, ...], dry_run: bool, connections: int | None, force
     Files are verified against the source's hashes, identified, and put in the store as
     <kind>/<family>/<filename>; the same file is never downloaded twice.
     """
-    from ..download import TqdmProgress
-    from ..install import InstallResult, install as do_install
+    from .. import InstallResult, TqdmProgress
 
     hub = get_hub()
     show_progress = progress_enabled(as_json, quiet)
@@ -97,8 +95,8 @@ def install(refs: tuple[str, ...], dry_run: bool, connections: int | None, force
     failures: list[SdhubError] = []
     for ref in refs:
         try:
-            result = do_install(
-                hub, ref, dry_run=dry_run, force=force, connections=connections,
+            result = hub.install(
+                ref, dry_run=dry_run, force=force, connections=connections,
                 progress=TqdmProgress() if show_progress else None,
                 on_wait=None if (as_json or quiet) else (lambda msg: click.echo(msg, err=True)),
             )
@@ -157,9 +155,8 @@ def _print_result(result: Any, quiet: bool) -> None:
 @json_option
 def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> None:
     """Find local files at Civitai / LiblibAI by SHA-256 and attach what they know to the catalogue."""
-    from ..install import lookup as do_lookup
 
-    results = do_lookup(get_hub(), list(paths), sources=list(sources) or None)
+    results = get_hub().lookup(list(paths), sources=list(sources) or None)
     if as_json:
         emit_json([r.to_dict() for r in results])
         return
