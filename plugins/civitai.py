@@ -13,7 +13,8 @@ engine drops it on the redirect), never in the URL. Non-browser clients get JSON
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,6 +33,7 @@ from hub.hookspecs import hookimpl
 from hub.refs import Ref
 from hub.sources import (
     DownloadPlan,
+    FetchedFile,
     RemoteFile,
     SearchPage,
     SearchQuery,
@@ -39,6 +41,7 @@ from hub.sources import (
     Source,
     SourceContext,
     SourceInfo,
+    first_value,
 )
 from hub.download import error_message_from_body, origin
 
@@ -125,17 +128,70 @@ def _parse_time(value: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+# -- early access ----------------------------------------------------------------------------------
+# Civitai has signalled early access three ways; all are still seen, so all are read:
+# - ``earlyAccessEndsAt`` (ISO or null) beside ``earlyAccessConfig`` ({timeframe, chargeForDownload,
+#   downloadPrice, …}) and ``availability: "EarlyAccess"``: what the server selects for
+#   /api/v1/model-versions/{id} and the models list (civitai/civitai: src/pages/api/v1/model-versions/[id].ts,
+#   civitai/civitai-developer-docs: site/reference/model-versions.md);
+# - ``earlyAccessDeadline`` plus ``paidAccess: {permanent, endsAt}``, seen live on /api/v1/models in 2026-08
+#   (Little-God1983/DiffusionNexus: DiffusionNexus.Tests/Civitai/CivitaiEarlyAccessDetectionTests.cs);
+# - legacy ``earlyAccessTimeFrame`` (days after publishedAt).
+# Whoever bought access downloads such a version normally; everyone else gets 403 {"error": "Early Access",
+# "deadline": …} from /api/download/models/{id}. So plans and search rows are marked, and install tries.
+
+
 def early_access_until(version: dict[str, Any], now: datetime | None = None) -> str | None:
-    """The early-access deadline if the version is still in early access (current and legacy forms)."""
+    """The early-access deadline (ISO, ``Z``) while the version is still in early access, else None.
+
+    ``"unknown"`` when the version says it is in early access without saying until when.
+    """
     now = now or datetime.now(timezone.utc)
     paid = version.get("paidAccess") if isinstance(version.get("paidAccess"), dict) else None
-    deadline = version.get("earlyAccessDeadline") or (paid or {}).get("endsAt")
+    deadline = first_value(version, "earlyAccessEndsAt", "earlyAccessDeadline") or (paid or {}).get("endsAt")
     when = _parse_time(deadline)
-    if when is not None and when > now:
-        return when.isoformat().replace("+00:00", "Z")
-    if version.get("availability") == "EarlyAccess" or (paid and paid.get("permanent")):
-        return deadline or "unknown"
+    if when is None:
+        days = version.get("earlyAccessTimeFrame")
+        published = _parse_time(version.get("publishedAt") or version.get("createdAt"))
+        if isinstance(days, (int, float)) and days > 0 and published is not None:
+            when = published + timedelta(days=days)
+    if when is not None:
+        return when.isoformat().replace("+00:00", "Z") if when > now else None
+    if str(version.get("availability") or "").lower() == "earlyaccess" or (paid is not None and not paid.get("permanent")):
+        return "unknown"
     return None
+
+
+def is_paid(version: dict[str, Any]) -> bool:
+    """Downloading costs Buzz (during early access, or for good with ``paidAccess.permanent``)."""
+    config = version.get("earlyAccessConfig") if isinstance(version.get("earlyAccessConfig"), dict) else {}
+    paid = version.get("paidAccess") if isinstance(version.get("paidAccess"), dict) else None
+    return bool(config.get("chargeForDownload")) or paid is not None
+
+
+def early_access_note(until: str) -> str:
+    """How a plan, a search row and an install error name the date."""
+    return f"Early Access until {_date(until)}" if until != "unknown" else "Early Access (Civitai gives no end date)"
+
+
+class EarlyAccessRefused(AccessDeniedError):
+    """Civitai's 403 for an early-access version the caller has not bought (``deadline`` may be None)."""
+
+    def __init__(self, message: str, deadline: str | None, where: str) -> None:
+        super().__init__(message)
+        self.deadline, self.where = deadline, where
+
+
+def early_access_refused(deadline: str | None, has_token: bool, where: str) -> EarlyAccessRefused:
+    until = early_access_note(deadline) if deadline else "Early Access"
+    hint = ("the account of CIVITAI_API_TOKEN has not bought access" if has_token
+            else "if you bought access, set CIVITAI_API_TOKEN to an API key of that account")
+    after = " for free after that" if deadline and deadline != "unknown" else " for free once it ends"
+    return EarlyAccessRefused(
+        f"Civitai: this version is in {until}: it can be downloaded{after}, or now with access bought on"
+        f" Civitai ({hint}) ({where})",
+        deadline, where,
+    )
 
 
 def _date(iso: str) -> str:
@@ -238,7 +294,7 @@ class CivitaiSource(Source):
             creator=(item.get("creator") or {}).get("username"),
             page_url=f"{self.base(ctx)}/models/{model_id}" + (f"?modelVersionId={vid}" if vid else ""),
             early_access_until=ea,
-            paid=bool(version.get("paidAccess")),
+            paid=is_paid(version) if version else False,
             downloadable=bool(files),
             tags=[str(t) for t in item.get("tags") or []],
         )
@@ -302,7 +358,8 @@ class CivitaiSource(Source):
         warnings = []
         if ea:
             warnings.append(
-                f"this version is in Early Access until {_date(ea)}; downloading needs access bought on Civitai"
+                f"this version is in {early_access_note(ea)}; downloading it before then needs access bought on"
+                f" Civitai (install tries, and says so if Civitai refuses)"
             )
         for scan in ("pickleScanResult", "virusScanResult"):
             value = file.get(scan)
@@ -368,6 +425,15 @@ class CivitaiSource(Source):
             endpoint=self.base(ctx),
             extra={"size_exact": False},  # sizeKB is a rounded float: used for the space check only
         )
+
+    def fetch(self, ctx: SourceContext, plan: DownloadPlan, dest_dir: Path) -> FetchedFile:
+        """Our engine; an early-access refusal without a date in its body gets the date the plan read."""
+        try:
+            return super().fetch(ctx, plan, dest_dir)
+        except EarlyAccessRefused as exc:
+            if exc.deadline or not plan.early_access_until:
+                raise
+            raise early_access_refused(plan.early_access_until, bool(ctx.settings.civitai_token), exc.where) from None
 
     def _rebase(self, ctx: SourceContext, url: str) -> str:
         """Download URLs name civitai.com even when we talk to a configured mirror/test endpoint."""
@@ -514,12 +580,7 @@ def civitai_error(resp: requests.Response, has_token: bool, api_host: str | None
         )
     if status == 403:
         if error.lower() == "early access" or body.get("deadline"):
-            deadline = body.get("deadline")
-            when = f" until {_date(str(deadline))}" if deadline else ""
-            return AccessDeniedError(
-                f"Civitai: this version is in Early Access{when}; it can be downloaded for free after that, or now"
-                f" with access bought on Civitai ({where})"
-            )
+            return early_access_refused(str(body.get("deadline") or "") or None, has_token, where)
         return AccessDeniedError(f"Civitai denied access: {detail or 'Forbidden'} ({where})")
     if status == 404:
         return RemoteNotFoundError(f"Civitai: {detail or 'not found'} ({where})")

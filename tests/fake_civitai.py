@@ -63,7 +63,8 @@ class CVersion:
     base_model: str = "SDXL 1.0"
     files: list[CFile] = field(default_factory=list)
     trained_words: list[str] = field(default_factory=list)
-    early_access_deadline: str | None = None
+    early_access_deadline: str | None = None  # served as earlyAccessEndsAt (see _early_access_json)
+    early_access_shape: str = "current"  # "current" | "list-2026-08" | "no-date" (see _early_access_json)
     require_auth: bool = False
     downloads_disabled: bool = False
     archived: bool = False
@@ -92,6 +93,8 @@ class FakeCivitai:
         self.retry_after: str | None = "1"
         self.numeric_cursor = False
         self.storage_link_expired = False  # the storage host refuses signed links, as S3 does once they expire
+        self.early_access_buyers: set[str] = set()  # tokens whose account bought early access
+        self.early_access_body_deadline = True  # False: the 403 says "Early Access" without its deadline
         self._routes()
 
     # -- data --
@@ -142,12 +145,12 @@ class FakeCivitai:
             "baseModel": v.base_model,
             "baseModelType": "Standard",
             "publishedAt": "2025-01-01T00:00:00.000Z",
-            "availability": v.availability,
+            "availability": "EarlyAccess" if v.early_access_deadline and v.early_access_shape != "list-2026-08"
+            else v.availability,
             "nsfwLevel": 1,
             "description": None,
             "trainedWords": v.trained_words,
-            "paidAccess": {"permanent": False, "endsAt": v.early_access_deadline} if v.early_access_deadline else None,
-            "earlyAccessDeadline": v.early_access_deadline,
+            **self._early_access_json(v),
             "stats": {"downloadCount": 10, "thumbsUpCount": 3, "thumbsDownCount": 0},
             "images": [],
         }
@@ -164,6 +167,31 @@ class FakeCivitai:
                 }
             )
         return data
+
+    @staticmethod
+    def _early_access_json(v: CVersion) -> dict[str, Any]:
+        """A version's early-access fields, in the shapes Civitai really sends.
+
+        "current": ``earlyAccessEndsAt`` + ``earlyAccessConfig`` (+ ``availability: "EarlyAccess"``), as the
+        server selects them (civitai/civitai: src/pages/api/v1/model-versions/[id].ts; the config's keys from
+        modelVersionEarlyAccessConfigSchema in src/server/schema/model-version.schema.ts) and the docs'
+        recorded example shows them (civitai/civitai-developer-docs: site/reference/model-versions.md,
+        ``"earlyAccessConfig": null, "earlyAccessEndsAt": null`` for a public version).
+        "list-2026-08": ``earlyAccessDeadline`` + ``paidAccess`` with ``availability: "Public"``, captured live
+        from /api/v1/models (Little-God1983/DiffusionNexus: CivitaiEarlyAccessDetectionTests.cs, version 3220184).
+        "no-date": ``availability: "EarlyAccess"`` alone (older payloads).
+        """
+        if not v.early_access_deadline:
+            return {"earlyAccessConfig": None, "earlyAccessEndsAt": None}
+        if v.early_access_shape == "list-2026-08":
+            return {"earlyAccessDeadline": v.early_access_deadline,
+                    "paidAccess": {"permanent": False, "endsAt": v.early_access_deadline}}
+        if v.early_access_shape == "no-date":
+            return {"earlyAccessConfig": None, "earlyAccessEndsAt": None}
+        return {"earlyAccessConfig": {"timeframe": 7, "chargeForDownload": True, "downloadPrice": 500,
+                                      "chargeForGeneration": False, "generationTrialLimit": 10,
+                                      "donationGoalEnabled": False},
+                "earlyAccessEndsAt": v.early_access_deadline}
 
     def _model_json(self, m: CModel) -> dict[str, Any]:
         return {
@@ -184,10 +212,13 @@ class FakeCivitai:
         }
 
     # -- routes --
-    def _authorised(self, req: Request) -> bool:
+    def _token(self, req: Request) -> str:
         auth = req.header("Authorization") or ""
-        token = auth[7:] if auth.lower().startswith("bearer ") else (req.query.get("token") or [""])[0]
-        return bool(token) and token == self.token
+        return auth[7:] if auth.lower().startswith("bearer ") else (req.query.get("token") or [""])[0]
+
+    def _authorised(self, req: Request) -> bool:
+        token = self._token(req)
+        return bool(token) and (token == self.token or token in self.early_access_buyers)
 
     def _multi(self, req: Request, key: str) -> list[str]:
         out: list[str] = []
@@ -306,9 +337,14 @@ class FakeCivitai:
             if v.downloads_disabled:
                 return json_reply({"error": "Unauthorized",
                                    "message": "The creator of this asset has disabled downloads on this file"}, 401)
-            if v.early_access_deadline:
-                return json_reply({"error": "Early Access", "deadline": v.early_access_deadline,
-                                   "message": "This asset is in Early Access. You can use Buzz access it now!"}, 403)
+            if v.early_access_deadline and self._token(req) not in self.early_access_buyers:
+                # The body civitai/civitai sends (src/pages/api/download/models/[modelVersionId].ts), as captured
+                # in third-party tests; "no-date" versions answer without the deadline, as some captures show.
+                body = {"error": "Early Access", "deadline": v.early_access_deadline,
+                        "message": "This asset is in Early Access. You can use Buzz access it now!"}
+                if v.early_access_shape == "no-date" or not self.early_access_body_deadline:
+                    body = {"error": "Early Access", "message": "This asset is in Early Access."}
+                return json_reply(body, 403)
             file = self._select(v, req)
             if file is None:
                 return json_reply({"error": "File not found"}, 404)

@@ -183,6 +183,47 @@ def test_early_access_detection_forms():
     assert early_access_until({"availability": "EarlyAccess"}) == "unknown"
     assert early_access_until({"paidAccess": {"permanent": False, "endsAt": "2099-05-01T00:00:00Z"}}) \
         == "2099-05-01T00:00:00Z"
+    # The current shape (site/reference/model-versions.md): earlyAccessEndsAt beside availability.
+    assert early_access_until({"availability": "EarlyAccess", "earlyAccessEndsAt": "2099-06-01T10:20:30.000Z",
+                               "earlyAccessConfig": {"timeframe": 7}}) == "2099-06-01T10:20:30Z"
+    assert early_access_until({"availability": "EarlyAccess", "earlyAccessEndsAt": "2001-06-01T00:00:00.000Z"}) is None
+    assert early_access_until({"availability": "Public", "earlyAccessEndsAt": None, "earlyAccessConfig": None}) is None
+    assert early_access_until({"earlyAccessTimeFrame": 3, "publishedAt": "2099-01-01T00:00:00Z"}) \
+        == "2099-01-04T00:00:00Z"
+    assert early_access_until({"paidAccess": {"permanent": True, "endsAt": None}}) is None  # paid, not early access
+
+
+@pytest.mark.parametrize("shape", ["current", "list-2026-08"])
+def test_early_access_marked_in_search_and_plan_for_each_live_shape(ctx, civ, shape):
+    civ.models[1003].versions[0].early_access_shape = shape
+    [row] = SRC.search(ctx, SearchQuery(text="fresh")).results
+    assert (row.early_access_until, row.paid) == ("2099-01-02T03:04:05Z", True)
+    plan = SRC.plan(ctx, parse("civitai:1003@2020"))
+    assert plan.early_access_until == "2099-01-02T03:04:05Z" == plan.to_dict()["early_access_until"]
+    assert plan.source_info.extra["early_access_until"] == "2099-01-02T03:04:05Z"
+    # Straight from the version endpoint (no model fetched) too.
+    assert SRC.plan(ctx, parse("civitai:@2020")).early_access_until == "2099-01-02T03:04:05Z"
+
+
+def test_early_access_bought_downloads(civ, tmp_path):
+    civ.early_access_buyers.add("buyer-token")
+    ctx = make_ctx(CIVITAI_API_TOKEN="buyer-token", **env_for(civitai=civ))
+    plan = SRC.plan(ctx, parse("civitai:1003"))
+    assert plan.early_access_until  # still marked: the plan cannot know what the account bought
+    got = SRC.fetch(ctx, plan, tmp_path)
+    assert got.sha256 == hashlib.sha256(b"fresh" * 100).hexdigest()
+
+
+def test_early_access_refusal_without_a_date_uses_the_plans(ctx, civ, tmp_path):
+    civ.early_access_body_deadline = False
+    plan = SRC.plan(ctx, parse("civitai:1003"))
+    with pytest.raises(AccessDeniedError, match="Early Access until 2099-01-02 03:04 UTC.*set CIVITAI_API_TOKEN"):
+        SRC.fetch(ctx, plan, tmp_path)
+    civ.models[1003].versions[0].early_access_shape = "no-date"
+    plan = SRC.plan(ctx, parse("civitai:1003"))
+    assert plan.early_access_until == "unknown"
+    with pytest.raises(AccessDeniedError, match=r"Early Access \(Civitai gives no end date\)"):
+        SRC.fetch(ctx, plan, tmp_path)
 
 
 def test_disabled_downloads_is_access_denied(ctx, tmp_path):

@@ -391,12 +391,39 @@ def test_cli_install_many_continues_after_a_failure(world, run_cli):
     assert items[0]["error_type"] == "AuthRequiredError"
 
 
-def test_cli_early_access_message(world, run_cli):
+def test_cli_early_access_message(world, run_cli, sdhub_home):
     world["civitai"].add(CModel(1020, "EA", "LORA", versions=[
         CVersion(2200, "v1", "SDXL 1.0", early_access_deadline="2099-03-04T05:06:07.000Z",
                  files=[CFile(3200, "ea.safetensors", b"e" * 10)])]))
     res = run_cli("install", "civitai:1020")
     assert res.exit_code == 1 and "Early Access until 2099-03-04 05:06 UTC" in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("Error: ")  # one line, with the date
+    assert not [p for p in sdhub_home.rglob("ea.safetensors*") if p.is_file()]  # nothing saved as a "model"
+
+    dry = run_cli("install", "--dry-run", "civitai:1020")
+    assert dry.exit_code == 0 and "early access until 2099-03-04 05:06 UTC" in dry.stdout
+    [planned] = json.loads(run_cli("install", "--dry-run", "--json", "civitai:1020").stdout)
+    assert planned["plan"]["early_access_until"] == "2099-03-04T05:06:07Z"
+    assert any("Early Access until 2099-03-04 05:06 UTC" in w for w in planned["warnings"])
+
+    found = run_cli("search", "EA", "--source", "civitai")
+    assert "early access until 2099-03-04 05:06 UTC" in found.stdout
+    [row] = [r for r in json.loads(run_cli("search", "EA", "--source", "civitai", "--json").stdout)["results"]
+             if r["ref"] == "civitai:1020@2200"]
+    assert (row["early_access_until"], row["paid"]) == ("2099-03-04T05:06:07Z", True)
+
+
+def test_cli_early_access_installs_for_an_account_that_bought_it(world, run_cli, monkeypatch):
+    world["civitai"].add(CModel(1021, "EA bought", "LORA", versions=[
+        CVersion(2210, "v1", "SDXL 1.0", early_access_deadline="2099-03-04T05:06:07.000Z",
+                 files=[CFile(3210, "ea-bought.safetensors", b"b" * 10)])]))
+    world["civitai"].early_access_buyers.add("buyer")
+    monkeypatch.setenv("CIVITAI_API_TOKEN", "buyer")
+    res = run_cli("install", "civitai:1021", "--json")
+    assert res.exit_code == 0, res.output
+    [item] = json.loads(res.stdout)
+    assert item["status"] == "installed" and item["plan"]["early_access_until"] == "2099-03-04T05:06:07Z"
 
 
 def test_cli_dry_run_table(world, run_cli):

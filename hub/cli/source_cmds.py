@@ -45,7 +45,7 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
     for r in report.results:
         notes = []
         if r.early_access_until:
-            notes.append(f"early access until {r.early_access_until[:10]}")
+            notes.append(_early_access(r.early_access_until))
         if r.paid:
             notes.append("paid")
         if not r.downloadable:
@@ -66,6 +66,13 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
         # Civitai cursors look like 75363|932023|257749: quoted, or the pasted line would be a shell pipe.
         click.echo(f"more from {name}: sdhub search {shlex.quote(query)} --source {name} --cursor {shlex.quote(nxt)}",
                    err=True)
+
+
+def _early_access(until: str) -> str:
+    """``early access until 2026-12-01 14:30 UTC`` (the date sources give, ISO; or ``unknown``)."""
+    if until == "unknown":
+        return "early access (no end date given)"
+    return f"early access until {until[:16].replace('T', ' ')} UTC" if "T" in until else f"early access until {until}"
 
 
 def _clip(text: str, width: int) -> str:
@@ -131,6 +138,9 @@ def _print_result(result: Any, quiet: bool) -> None:
                            ("claims", f"{plan.claimed_kind or '?'} for {plan.source_info.base_model or plan.claimed_family or '?'}"),
                            ("token", "sent to the source host only" if plan.auth_headers else "none")):
             click.echo(f"  {key:9} {value}")
+        if plan.early_access_until:
+            click.echo(f"  {'access':9} {_early_access(plan.early_access_until)}: only an account that bought"
+                       " it can download it before then")
         return
     if quiet:
         return
