@@ -162,7 +162,8 @@ class LookupResult:
             "found": [
                 {"source": s.source, "model_id": s.model_id, "version_id": s.version_id, "model_name": s.model_name,
                  "version_name": s.version_name, "base_model": s.base_model, "page_url": s.page_url,
-                 "trained_words": s.trained_words}
+                 "trained_words": s.trained_words, "tags": s.tags, "creator": s.creator, "license": s.license,
+                 "nsfw": s.nsfw}
                 for s in self.found
             ],
             "family_mismatch": self.family_mismatch,

@@ -503,9 +503,13 @@ class CivitaiSource(Source):
 
     # -- hashes --
     def lookup_hashes(self, ctx: SourceContext, sha256s: Sequence[str]) -> dict[str, SourceInfo]:
-        """Batch by-hash: ≤100 SHA-256s per POST, so scanning thousands of files stays polite."""
+        """Batch by-hash: ≤100 SHA-256s per POST, so scanning thousands of files stays polite.
+
+        The by-hash answer has no tags, creator, licence or model nsfw flag: those come from one
+        ``/api/v1/models/{id}`` per distinct model among the hits (:meth:`models_for`).
+        """
         wanted = [h.lower() for h in dict.fromkeys(sha256s) if len(h) == 64]
-        found: dict[str, SourceInfo] = {}
+        hits: dict[str, dict[str, Any]] = {}
         for i in range(0, len(wanted), BATCH_LIMIT):
             chunk = wanted[i : i + BATCH_LIMIT]
             versions = ctx.http.json(
@@ -519,28 +523,47 @@ class CivitaiSource(Source):
             for version in versions if isinstance(versions, list) else []:
                 for f in version.get("files") or []:
                     sha = published_hashes(f).get("sha256")
-                    if sha in chunk and sha not in found:
-                        found[sha] = self._plan_from(ctx, Ref("civitai"), version, None, want_sha256=sha).source_info
-        return found
+                    if sha in chunk and sha not in hits:
+                        hits[sha] = version
+        models = self.models_for(ctx, [v.get("modelId") for v in hits.values()])
+        return {
+            sha: self._plan_from(ctx, Ref("civitai"), version, models.get(str(version.get("modelId"))),
+                                 want_sha256=sha).source_info
+            for sha, version in hits.items()
+        }
 
     def lookup_hash(self, ctx: SourceContext, sha256: str) -> SourceInfo | None:
-        version = self._by_hash(ctx, sha256)
-        if version is None:
-            return None
-        return self._plan_from(ctx, Ref("civitai"), version, None, want_hash=sha256).source_info
-
-    def _by_hash(self, ctx: SourceContext, value: str) -> dict[str, Any] | None:
-        try:
-            return self._get(ctx, f"/api/v1/model-versions/by-hash/{value.upper()}", f"Civitai hash {value}")
-        except RemoteNotFoundError:
-            return None
+        plan = self.plan_for_hash(ctx, sha256)
+        return plan.source_info if plan is not None else None
 
     def plan_for_hash(self, ctx: SourceContext, sha256: str) -> DownloadPlan | None:
         """Any hash kind works here (Civitai matches AutoV1/V2/V3, SHA256, CRC32, BLAKE3)."""
         version = self._by_hash(ctx, sha256)
         if version is None:
             return None
-        return self._plan_from(ctx, Ref("civitai"), version, None, want_hash=sha256)
+        model = self.models_for(ctx, [version.get("modelId")]).get(str(version.get("modelId")))
+        return self._plan_from(ctx, Ref("civitai"), version, model, want_hash=sha256)
+
+    def models_for(self, ctx: SourceContext, model_ids: Sequence[Any]) -> dict[str, dict[str, Any] | None]:
+        """``/api/v1/models/{id}`` of each distinct id, once per operation (``ctx.memo``).
+
+        A model that cannot be fetched (taken down since, Civitai having trouble) maps to None: the
+        caller still has the version, only the model-level facts are missing.
+        """
+        cache: dict[str, dict[str, Any] | None] = ctx.memo.setdefault("civitai.models", {})
+        for mid in dict.fromkeys(str(m) for m in model_ids if m not in (None, "")):
+            if mid not in cache:
+                try:
+                    cache[mid] = self.get_model(ctx, mid)
+                except SdhubError:
+                    cache[mid] = None
+        return {str(m): cache.get(str(m)) for m in model_ids if m not in (None, "")}
+
+    def _by_hash(self, ctx: SourceContext, value: str) -> dict[str, Any] | None:
+        try:
+            return self._get(ctx, f"/api/v1/model-versions/by-hash/{value.upper()}", f"Civitai hash {value}")
+        except RemoteNotFoundError:
+            return None
 
     def ref_for(self, info: SourceInfo) -> Ref | None:
         return Ref("civitai", model_id=info.model_id or None, version_id=info.version_id, file=info.file_id)

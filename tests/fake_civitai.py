@@ -79,6 +79,8 @@ class CModel:
     nsfw: bool = False
     tags: list[str] = field(default_factory=list)
     creator: str = "tester"
+    allow_no_credit: bool = True
+    allow_commercial_use: Any = field(default_factory=lambda: ["Image", "RentCivit"])
     versions: list[CVersion] = field(default_factory=list)
 
 
@@ -163,7 +165,7 @@ class FakeCivitai:
                     "modelId": m.id,
                     "air": f"urn:air:sdxl:{m.type.lower()}:civitai:{m.id}@{v.id}",
                     "status": "Published",
-                    "model": {"name": m.name, "type": m.type, "nsfw": m.nsfw, "poi": False},
+                    "model": {"name": m.name, "type": m.type, "nsfw": m.nsfw, "poi": False, "minor": False},
                 }
             )
         return data
@@ -194,16 +196,23 @@ class FakeCivitai:
                 "earlyAccessEndsAt": v.early_access_deadline}
 
     def _model_json(self, m: CModel) -> dict[str, Any]:
+        # The item of civitai/civitai-developer-docs: site/reference/models.md's recorded example (the licence
+        # fields; allowCommercialUse is the docs' "{Image,RentCivit}" string, or the array live captures show).
         return {
             "id": m.id,
             "name": m.name,
+            "description": "<p>...</p>",
             "type": m.type,
             "nsfw": m.nsfw,
             "nsfwLevel": 1,
             "availability": "Public",
-            "allowNoCredit": True,
-            "allowCommercialUse": ["Image", "RentCivit"],
+            "supportsGeneration": True,
+            "allowNoCredit": m.allow_no_credit,
+            "allowCommercialUse": m.allow_commercial_use,
             "allowDerivatives": True,
+            "allowDifferentLicense": False,
+            "minor": False,
+            "sfwOnly": False,
             "poi": False,
             "stats": {"downloadCount": None, "thumbsUpCount": 5, "thumbsDownCount": 0, "commentCount": 0},
             "creator": {"username": m.creator, "image": None},

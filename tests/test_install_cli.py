@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hub.download import CallbackProgress
 from hub.errors import AuthRequiredError, HashMismatchError, RemoteNotFoundError
 from hub.install import install, lookup, resolve, search
 from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
+from tests.fake_http import json_reply
 from tests.fake_hf import HFRepo, fake_hub  # noqa: F401
 from tests.fake_liblib import LModel, LVersion, fake_liblib  # noqa: F401
 from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes
@@ -355,6 +357,47 @@ def test_lookup_attaches_sources_by_hash(hub, world, tmp_path):
     rec = hub.catalogue.by_path(str((local / "mystery.safetensors").resolve()))
     assert rec.sources[0].model_id == "1001"
     assert len(world["civitai"].api.requests("/api/v1/model-versions/by-hash", "POST")) == 1  # one batch
+
+
+def test_lookup_fills_tags_creator_licence_with_one_models_request_per_model(hub, world, tmp_path, run_cli):
+    civ = world["civitai"]
+    files = {f"punk-{i}.safetensors": sdxl_lora_bytes(tmp_path, seed=40 + i) for i in range(4)}
+    civ.add(CModel(1300, "Punk Styles", "LORA", nsfw=True, tags=["punk", "style"], creator="mohawk",
+                   allow_no_credit=False, allow_commercial_use="{Image,RentCivit}", versions=[
+                       CVersion(2301, "v2", "SDXL 1.0", files=[CFile(3301, "punk-0.safetensors", files["punk-0.safetensors"]),
+                                                               CFile(3302, "punk-1.safetensors", files["punk-1.safetensors"],
+                                                                     primary=False)]),
+                       CVersion(2300, "v1", "SDXL 1.0", files=[CFile(3300, "punk-2.safetensors", files["punk-2.safetensors"]),
+                                                               CFile(3303, "punk-3.safetensors", files["punk-3.safetensors"],
+                                                                     primary=False)]),
+                   ]))
+    local = tmp_path / "local"
+    local.mkdir()
+    for name, data in files.items():
+        (local / name).write_bytes(data)
+    (local / "pixel.safetensors").write_bytes(world["lora"])  # another model: its own single request
+    results = lookup(hub, [local])
+    assert all(r.found for r in results), [(r.path, r.error) for r in results]
+    model_gets = [r.path for r in civ.api.requests("/api/v1/models/")]
+    assert sorted(model_gets) == ["/api/v1/models/1001", "/api/v1/models/1300"]  # 4 files of 1300: one request
+    assert len(civ.api.requests("/api/v1/model-versions/by-hash", "POST")) == 1
+
+    listed = {r["name"]: r for r in json.loads(run_cli("list", "--json").stdout)}
+    [src] = listed["punk-3.safetensors"]["sources"]
+    assert (src["tags"], src["creator"], src["nsfw"]) == (["punk", "style"], "mohawk", True)
+    assert src["license"] == {"allowNoCredit": False, "allowCommercialUse": "{Image,RentCivit}",
+                              "allowDerivatives": True, "allowDifferentLicense": False}
+    assert listed["pixel.safetensors"]["sources"][0]["creator"] == "tester"
+    assert run_cli("list", "--text", "mohawk", "--json").stdout.count('"punk-') == 4  # the creator is searchable
+
+
+def test_lookup_keeps_the_version_when_the_model_request_fails(hub, world, tmp_path):
+    f = tmp_path / "pixel.safetensors"
+    f.write_bytes(world["lora"])
+    world["civitai"].api.routes.insert(0, ("GET", re.compile(r"/api/v1/models/1001"),
+                                           lambda req: json_reply({"error": "boom"}, 500)))
+    [res] = lookup(hub, [f])
+    assert [(s.model_id, s.version_id, s.tags, s.creator) for s in res.found] == [("1001", "2002", [], None)]
 
 
 def test_search_across_sources_reports_failures_separately(hub, world):

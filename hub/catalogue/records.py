@@ -117,6 +117,8 @@ class FileRecord:
                     "trained_words": s.trained_words,
                     "tags": s.tags,
                     "nsfw": s.nsfw,
+                    "creator": s.creator,
+                    "license": s.license,
                     "published_hashes": s.published_hashes,
                 }
                 for s in self.sources
