@@ -146,6 +146,10 @@ class Hub:
                 report.entries.append(ScanEntry(str(root), "error", message="no such file or folder"))
                 continue
             root = root.resolve()
+            special = _special_file_error(root)
+            if special is not None:
+                report.entries.append(ScanEntry(str(root), "error", message=special))
+                continue
             if root.is_file():
                 if root.suffix.lower() in MODEL_SUFFIXES:
                     yield root
@@ -175,6 +179,10 @@ class Hub:
                 dirnames[:] = keep
                 for name in sorted(filenames):
                     if Path(name).suffix.lower() in MODEL_SUFFIXES and not name.startswith("."):
+                        special = _special_file_error(here / name)
+                        if special is not None:
+                            report.entries.append(ScanEntry(str(here / name), "error", message=special))
+                            continue
                         yield here / name
 
     def scan(self, paths: Sequence[str | os.PathLike[str]], *, progress: ProgressFactory | None = None,
@@ -321,6 +329,9 @@ class Hub:
         src = Path(move_from) if move_from is not None else final
         if not src.exists():
             raise FileAccessError(f"{src}: no such file")
+        from .files import check_not_special
+
+        check_not_special(src)  # a FIFO would block fingerprinting forever
         if fingerprints is None:
             hashes = self._fingerprint_values(src, None, 0)
         else:
@@ -546,6 +557,17 @@ class Hub:
         from .install import lookup
 
         return lookup(self, paths, **kwargs)
+
+
+def _special_file_error(path: Path) -> str | None:
+    """"not a regular file (a FIFO ...)" for FIFOs, devices and sockets; None for files and folders."""
+    from .files import check_not_special
+
+    try:
+        check_not_special(path)
+    except FileAccessError as exc:
+        return str(exc).split(": ", 1)[-1] if str(exc).startswith(str(path)) else str(exc)
+    return None
 
 
 def _canonical_path(path: Path) -> Path:

@@ -119,6 +119,9 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
     """A path as it is; anything else through ``Hub.resolve`` (catalogue first, install on a miss)."""
     path = Path(os.fspath(ref)).expanduser()
     if path.exists():
+        from .files import check_not_special
+
+        check_not_special(path)  # a FIFO given as a model must not block the loader
         return _with_catalogue_facts(Resolved(path=path.resolve(), name=path.name))
     text = os.fspath(ref)
     from .api import MODEL_SUFFIXES, Hub

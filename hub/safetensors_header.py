@@ -117,14 +117,9 @@ def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     :class:`hub.errors.FileAccessError` when the file cannot be opened.
     """
     p = os.fspath(path)
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except FileNotFoundError:
-        raise FileAccessError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise FileAccessError(f"{p}: is a directory, not a safetensors file") from None
-    except OSError as exc:
-        raise FileAccessError(f"{p}: cannot open: {exc.strerror or exc}") from None
+    from .files import open_regular
+
+    fd = open_regular(p)  # a FIFO named *.safetensors must not block the open
     try:
         file_size = os.fstat(fd).st_size
         if file_size == 0:
@@ -420,8 +415,13 @@ def _offset_problem(names: list[str], begins: list[int], ends: list[int]) -> str
 
 def header_size_of(path: str | os.PathLike[str]) -> int:
     """Only the declared header length (for tools that want to skip the header)."""
-    with open(path, "rb") as f:
-        prefix = f.read(8)
+    from .files import open_regular
+
+    fd = open_regular(path)
+    try:
+        prefix = os.pread(fd, 8, 0)
+    finally:
+        os.close(fd)
     if len(prefix) < 8:
         raise TruncatedFileError(str(path), "too short for a safetensors header")
     return int(struct.unpack("<Q", prefix)[0])

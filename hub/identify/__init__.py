@@ -101,6 +101,9 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
         return identify_folder(p, fams)
     if not p.exists():
         raise FileAccessError(f"{p}: no such file or directory")
+    from ..files import require_regular_file
+
+    require_regular_file(p)  # a FIFO or device would block the first open forever
     from ..pickle_scan import is_pickle_name
     from ..safetensors_header import is_safetensors_name
 
@@ -122,11 +125,15 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
 
 
 def _head(p: Path) -> bytes:
+    from ..files import open_regular
+
+    fd = open_regular(p)
     try:
-        with open(p, "rb") as f:
-            return f.read(9)
+        return os.pread(fd, 9, 0)
     except OSError as exc:
         raise FileAccessError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
