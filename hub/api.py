@@ -558,6 +558,12 @@ class Hub:
 
         return lookup(self, paths, **kwargs)
 
+    def resources(self, paths: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Any:
+        """The models images/workflows at ``paths`` name: have / fetchable / unknown (hub.resources)."""
+        from .resources.classify import resources
+
+        return resources(self, paths, **kwargs)
+
 
 def _special_file_error(path: Path) -> str | None:
     """"not a regular file (a FIFO ...)" for FIFOs, devices and sockets; None for files and folders."""

@@ -14,6 +14,7 @@ from . import (  # noqa: E402,F401
     fingerprint_cmds,
     identify_cmds,
     plugin_cmds,
+    resources_cmds,
     runtime_cmds,
     source_cmds,
 )

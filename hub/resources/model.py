@@ -68,6 +68,7 @@ class Resource:
     weight: float | None = None
     folder: str | None = None  # the ComfyUI folder it belongs in (a workflow's ``directory`` wins)
     found_in: list[str] = field(default_factory=list)  # "<file>: <where>"
+    files: list[str] = field(default_factory=list)  # the input files that name it
 
     def __post_init__(self) -> None:
         if self.folder is None:
@@ -85,7 +86,8 @@ class Resource:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "folder": self.folder, "hash": self.hash,
-                "hash_kind": self.hash_kind, "ref": self.ref, "weight": self.weight, "found_in": list(self.found_in)}
+                "hash_kind": self.hash_kind, "ref": self.ref, "weight": self.weight, "found_in": list(self.found_in),
+                "files": list(self.files)}
 
 
 def _stem(name: str) -> str:
@@ -139,3 +141,6 @@ def _absorb(target: Resource, item: Resource) -> None:
     for where in item.found_in:
         if where not in target.found_in:
             target.found_in.append(where)
+    for name in item.files:
+        if name not in target.files:
+            target.files.append(name)

@@ -169,6 +169,8 @@ def read_resources(path: str | Path) -> list[Resource]:
             found += infotext.parse_infotext(text, name)
         else:
             raise ResourceError(f"{path}: neither an infotext (no Steps:/Model hash: fields) nor a workflow")
+    for res in found:
+        res.files = [str(path)]
     return merge_resources(found)
 
 
