@@ -628,6 +628,314 @@ def config_flux(configs: DiffusersConfigs) -> FamilyMatch | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Identified-only families (runnable=False): named by their markers so users see what a file is.
+# Markers: ComfyUI comfy/model_detection.py detect_unet_config (Comfy-Org/ComfyUI 0b61ce5b) and
+# comfy/supported_models.py (Kolors); FLUX.2 context widths from InvokeAI configs/main.py.
+# --------------------------------------------------------------------------------------------
+def _ev(m: HeaderView, family: str, key: str, note: str) -> Evidence:
+    shape = m.shape(key)
+    return Evidence("family", family, f"{m.full(key)} shape {list(shape) if shape is not None else None}: {note}")
+
+
+def _dit(family: str, evidence: list[Evidence], details: dict[str, Any], variant: str | None = None,
+         why_variant: str | None = None) -> FamilyMatch:
+    if why_variant:
+        evidence.append(Evidence("variant", variant, why_variant))
+    details.setdefault("prediction", None)
+    return FamilyMatch(variant=variant, components=["dit"], evidence=evidence, details=details)
+
+
+def _key_norm(m: HeaderView) -> bool:
+    return m.has("double_blocks.0.img_attn.norm.key_norm.scale") or m.has("double_blocks.0.img_attn.norm.key_norm.weight")
+
+
+# FLUX.2 text input = 3 stacked hidden states of its LLM: Mistral-Small-3.1 (3 x 5120) for dev,
+# Qwen3-4B (3 x 2560) / Qwen3-8B (3 x 4096) for klein 4B / 9B.
+FLUX2_CONTEXT = {15360: ("dev", "Mistral Small 3.1 (3 x 5120)"), 7680: ("klein", "Qwen3-4B (3 x 2560)"),
+                 12288: ("klein", "Qwen3-8B (3 x 4096)")}
+
+
+def match_flux2(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not _key_norm(m):
+        return None
+    mod = next((k for k in ("double_stream_modulation_img.lin.weight", "single_stream_modulation.lin.weight")
+                if m.has(k)), None)
+    if mod is None:
+        return None
+    img, txt = m.shape("img_in.weight"), m.shape("txt_in.weight")
+    ev = [_ev(m, "flux2", mod, "FLUX.2 shared (global) modulation, which FLUX.1 does not have")]
+    details: dict[str, Any] = {"prediction": "flow", "double_blocks": m.block_count("double_blocks."),
+                               "single_blocks": m.block_count("single_blocks.")}
+    if img is not None and len(img) == 2:
+        details["hidden_size"], details["in_channels"] = img[0], img[1]
+    variant, why = None, "txt_in.weight missing: variant not told"
+    if txt is not None and len(txt) == 2:
+        details["context_dim"] = txt[1]
+        ev.append(_ev(m, "flux2", "txt_in.weight", f"text context {txt[1]}"))
+        found = FLUX2_CONTEXT.get(txt[1])
+        if found:
+            variant, why = found[0], f"{m.full('txt_in.weight')} in_features {txt[1]}: {found[1]} text encoder"
+        else:
+            why = f"{m.full('txt_in.weight')} in_features {txt[1]}: not a known FLUX.2 text width"
+    return _dit("flux2", ev, details, variant, why)
+
+
+def match_chroma(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not _key_norm(m):
+        return None
+    key = next((k for k in ("distilled_guidance_layer.norms.0.scale", "distilled_guidance_layer.norms.0.weight",
+                            "distilled_guidance_layer.0.norms.0.scale", "distilled_guidance_layer.0.norms.0.weight")
+                if m.has(k)), None)
+    if key is None:
+        return None
+    ev = [_ev(m, "chroma", key, "Chroma's distilled guidance layer on FLUX.1-style double/single blocks")]
+    radiance = m.has("nerf_blocks.0.norm.scale") or m.has("nerf_blocks.0.norm.weight")
+    return _dit("chroma", ev, {"prediction": "flow", "double_blocks": m.block_count("double_blocks."),
+                               "single_blocks": m.block_count("single_blocks.")},
+                "radiance" if radiance else None, "nerf_blocks.*: Chroma Radiance (pixel space)" if radiance else None)
+
+
+QWEN25_VL_7B = 3584
+
+
+def match_qwen_image(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not (m.has("txt_norm.weight") and m.has("img_in.weight") and m.has_prefix("transformer_blocks.")):
+        return None
+    width = m.dim("txt_norm.weight", 0)
+    if width != QWEN25_VL_7B:  # Mage-Flow and others reuse the names with other widths
+        return None
+    img = m.shape("img_in.weight") or ()
+    ev = [_ev(m, "qwen_image", "txt_norm.weight", f"text norm over {width} features (Qwen2.5-VL-7B hidden size)")]
+    return _dit("qwen_image", ev, {"prediction": "flow", "context_dim": width, "layers": m.block_count("transformer_blocks."),
+                                   "hidden_size": img[0] if img else None, "in_channels": img[1] if len(img) > 1 else None})
+
+
+# Lumina-2 / Z-Image share the Lumina Next-DiT layout; the width tells them apart.
+LUMINA_DIMS = {2304: "lumina2", 3840: "zimage"}
+
+
+def _lumina_layout(view: HeaderView) -> tuple[HeaderView, tuple[int, ...]] | None:
+    m = view.model
+    if not (m.has("cap_embedder.1.weight") and m.has("noise_refiner.0.attention.k_norm.weight")):
+        return None
+    shape = m.shape("cap_embedder.1.weight")
+    if shape is None or len(shape) != 2:
+        return None
+    return m, shape
+
+
+def _match_lumina(view: HeaderView, family: str) -> FamilyMatch | None:
+    found = _lumina_layout(view)
+    if found is None or LUMINA_DIMS.get(found[1][0]) != family:
+        return None
+    m, shape = found
+    text = {"lumina2": "Lumina-Image 2.0 (Gemma-2-2B captions)", "zimage": "Z-Image (Qwen3-4B captions)"}[family]
+    ev = [_ev(m, family, "cap_embedder.1.weight", f"Next-DiT caption embedder, dim {shape[0]}, caption features "
+                                                  f"{shape[1]}: {text}")]
+    return _dit(family, ev, {"prediction": "flow", "hidden_size": shape[0], "context_dim": shape[1],
+                             "layers": m.block_count("layers.")})
+
+
+def match_lumina2(view: HeaderView) -> FamilyMatch | None:
+    return _match_lumina(view, "lumina2")
+
+
+def match_zimage(view: HeaderView) -> FamilyMatch | None:
+    return _match_lumina(view, "zimage")
+
+
+def match_hidream(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not m.has("caption_projection.0.linear.weight"):
+        return None
+    if not (m.has_prefix("double_stream_blocks.") or m.has_prefix("single_stream_blocks.")):
+        return None
+    ev = [_ev(m, "hidream", "caption_projection.0.linear.weight", "HiDream per-layer caption projections with "
+                                                                  "double/single stream blocks")]
+    return _dit("hidream", ev, {"prediction": "flow", "double_blocks": m.block_count("double_stream_blocks."),
+                                "single_blocks": m.block_count("single_stream_blocks.")})
+
+
+def match_auraflow(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not m.has("double_layers.0.attn.w1q.weight"):
+        return None
+    ev = [_ev(m, "auraflow", "double_layers.0.attn.w1q.weight", "AuraFlow MMDiT double layers")]
+    return _dit("auraflow", ev, {"prediction": "flow", "double_layers": m.block_count("double_layers."),
+                                 "single_layers": m.block_count("single_layers.")})
+
+
+def match_pixart(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if m.has("t_block.1.weight") and m.has_prefix("blocks."):
+        embed, layout = "x_embedder.proj.weight", "original"
+    elif m.has("adaln_single.emb.timestep_embedder.linear_1.bias") and m.has("pos_embed.proj.bias"):
+        embed, layout = "pos_embed.proj.weight", "diffusers"
+    else:
+        return None
+    shape = m.shape(embed)
+    if shape is None or len(shape) != 4 or shape[1] != 4:  # SD-VAE latents; SANA (32-channel DC-AE) reuses t_block
+        return None
+    ev = [_ev(m, "pixart", embed, f"PixArt DiT ({layout} layout), hidden {shape[0]}, 4 latent channels")]
+    variant, why = None, None
+    if layout == "original":
+        alpha = m.has("ar_embedder.mlp.0.weight")
+        variant = "alpha" if alpha else "sigma"
+        why = "ar_embedder (aspect-ratio micro-conditioning): PixArt-alpha" if alpha else "no ar_embedder: PixArt-Sigma"
+    return _dit("pixart", ev, {"prediction": None, "hidden_size": shape[0], "layout": layout}, variant, why)
+
+
+def match_sana(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if m.has("blocks.0.mlp.inverted_conv.conv.weight") and m.has("t_block.1.weight"):
+        key, embed, layout = "blocks.0.mlp.inverted_conv.conv.weight", "x_embedder.proj.weight", "original"
+    elif m.has("transformer_blocks.0.ff.conv_inverted.weight") and m.has("patch_embed.proj.weight"):
+        key, embed, layout = "transformer_blocks.0.ff.conv_inverted.weight", "patch_embed.proj.weight", "diffusers"
+    else:
+        return None
+    shape = m.shape(embed)
+    ev = [_ev(m, "sana", key, f"SANA linear-attention DiT with GLU-MBConv feed-forward ({layout} layout)")]
+    details: dict[str, Any] = {"prediction": "flow", "layout": layout}
+    if shape is not None and len(shape) == 4:
+        details["hidden_size"], details["in_channels"] = shape[0], shape[1]
+    return _dit("sana", ev, details)
+
+
+def match_hunyuan_dit(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not m.has("mlp_t5.0.weight"):
+        return None
+    ev = [_ev(m, "hunyuan_dit", "mlp_t5.0.weight", "Hunyuan-DiT's mT5 projection")]
+    extra = m.dim("extra_embedder.0.weight", 1)
+    variant, why = None, None
+    if extra == 3968:
+        variant, why = "1.0-1.1", "extra_embedder.0.weight in_features 3968 (size/style conditioning: v1.0/1.1)"
+    return _dit("hunyuan_dit", ev, {"prediction": None, "hidden_size": m.dim("x_embedder.proj.weight", 0),
+                                    "depth": m.block_count("blocks.")}, variant, why)
+
+
+def match_hunyuan_video(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not (m.has("txt_in.individual_token_refiner.blocks.0.norm1.weight") and m.has("img_in.proj.weight")):
+        return None
+    shape = m.shape("img_in.proj.weight") or ()
+    ev = [_ev(m, "hunyuan_video", "txt_in.individual_token_refiner.blocks.0.norm1.weight",
+              "HunyuanVideo token refiner")]
+    v15 = m.has("cond_type_embedding.weight")
+    return _dit("hunyuan_video", ev, {"prediction": "flow", "hidden_size": shape[0] if shape else None,
+                                      "in_channels": shape[1] if len(shape) > 1 else None,
+                                      "double_blocks": m.block_count("double_blocks."),
+                                      "single_blocks": m.block_count("single_blocks.")},
+                "1.5" if v15 else None, "cond_type_embedding.weight: HunyuanVideo 1.5" if v15 else None)
+
+
+WAN_SIZES = {1536: "1.3B", 5120: "14B", 3072: "5B"}
+
+
+def match_wan(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not (m.has("head.modulation") and m.has("patch_embedding.weight")):
+        return None
+    dim = m.dim("head.modulation", -1)
+    in_dim = m.dim("patch_embedding.weight", 1)
+    ev = [_ev(m, "wan", "head.modulation", f"Wan DiT head modulation, dim {dim}")]
+    details: dict[str, Any] = {"prediction": "flow", "hidden_size": dim, "in_channels": in_dim,
+                               "layers": m.block_count("blocks."), "size": WAN_SIZES.get(dim or 0)}
+    if dim == 3072 and in_dim == 48:
+        details["generation"] = "2.2"
+        ev.append(_ev(m, "wan", "patch_embedding.weight", "48 input channels at dim 3072: Wan 2.2 TI2V-5B"))
+    if m.has("vace_patch_embedding.weight"):
+        variant, why = "vace", "vace_patch_embedding.weight"
+    elif m.has("img_emb.proj.0.bias"):
+        variant, why = "i2v", "img_emb.proj.* (CLIP image conditioning: image-to-video)"
+    else:
+        variant, why = None, "no image-embedding or VACE layers: text-to-video, or a Wan 2.2 expert (not told)"
+    return _dit("wan", ev, details, variant, why)
+
+
+def match_ltxv(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not (m.has("adaln_single.emb.timestep_embedder.linear_1.bias") and m.has("transformer_blocks.0.attn2.to_k.weight")):
+        return None
+    if m.has("pos_embed.proj.bias"):  # PixArt (diffusers) has the same timestep embedder
+        return None
+    ev = [_ev(m, "ltxv", "transformer_blocks.0.attn2.to_k.weight", "LTX-Video transformer (adaln_single timestep, "
+                                                                  "no patch-embedding conv)")]
+    av = m.has("audio_adaln_single.linear.weight")
+    return _dit("ltxv", ev, {"prediction": "flow", "layers": m.block_count("transformer_blocks."),
+                             "context_dim": m.dim("transformer_blocks.0.attn2.to_k.weight", 1)},
+                "ltx-2" if av else None, "audio_adaln_single: LTX-2 audio-video" if av else None)
+
+
+def match_cosmos(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if m.has("blocks.block0.blocks.0.block.attn.to_q.0.weight"):
+        ev = [_ev(m, "cosmos", "blocks.block0.blocks.0.block.attn.to_q.0.weight", "Cosmos-1 DiT")]
+        return _dit("cosmos", ev, {"prediction": None, "hidden_size": m.dim("blocks.block0.blocks.0.block.attn.to_q.0.weight", 0)},
+                    "predict1", "blocks.blockN.* layout: Cosmos-1 (Predict1)")
+    if m.has("blocks.0.mlp.layer1.weight") and m.has("x_embedder.proj.1.weight"):
+        if m.has("llm_adapter.blocks.0.cross_attn.q_proj.weight"):
+            return None  # Anima
+        ev = [_ev(m, "cosmos", "x_embedder.proj.1.weight", "Cosmos-Predict2 DiT")]
+        return _dit("cosmos", ev, {"prediction": None, "hidden_size": m.dim("x_embedder.proj.1.weight", 0),
+                                   "layers": m.block_count("blocks.")}, "predict2", "blocks.N.mlp.layer1: Cosmos-Predict2")
+    return None
+
+
+def match_anima(view: HeaderView) -> FamilyMatch | None:
+    m = view.model
+    if not (m.has("blocks.0.mlp.layer1.weight") and m.has("llm_adapter.blocks.0.cross_attn.q_proj.weight")):
+        return None
+    ev = [_ev(m, "anima", "llm_adapter.blocks.0.cross_attn.q_proj.weight", "Cosmos-Predict2 DiT with Anima's LLM adapter")]
+    return _dit("anima", ev, {"prediction": None, "layers": m.block_count("blocks.")})
+
+
+KOLORS_ADM = 5632  # ChatGLM3 pooled 4096 + 6 x 256 size embeddings (ComfyUI Kolors.unet_config)
+
+
+def match_kolors(view: HeaderView) -> FamilyMatch | None:
+    f = unet_facts(view)
+    if f is None or f.context_dim != 2048 or f.model_channels != 320 or f.adm != KOLORS_ADM:
+        return None
+    match = FamilyMatch(components=["unet"], evidence=f.evidence("kolors"), details=f.details())
+    match.evidence.append(Evidence("family", "kolors", f"ADM input {KOLORS_ADM}: ChatGLM3 pooled text (4096) + size "
+                                                       "embeddings, the SDXL UNet of Kolors"))
+    if not _variant_from_in_channels(f, match, (4, 9)):
+        return None
+    match.details["prediction"] = None
+    return match
+
+
+def _foreign(name: str, match: Any, title: str, ids: tuple[str, ...], latent: int | None = None,
+             encoders: tuple[str, ...] = ()) -> Family:
+    return Family(name, match, title=title, latent_channels=latent, text_encoders=encoders, metadata_ids=ids,
+                  runnable=False)
+
+
+FOREIGN_FAMILIES: tuple[Family, ...] = (
+    _foreign("flux2", match_flux2, "FLUX.2", (r"flux[._-]?2.*",), 32),
+    _foreign("chroma", match_chroma, "Chroma", (r"chroma.*",), 16, ("t5",)),
+    _foreign("qwen_image", match_qwen_image, "Qwen-Image", (r"qwen[._ -]?image.*",)),
+    _foreign("zimage", match_zimage, "Z-Image", (r"z[._ -]?image.*",), 16),
+    _foreign("hidream", match_hidream, "HiDream-I1", (r"hidream.*",), 16),
+    _foreign("lumina2", match_lumina2, "Lumina-Image 2.0", (r"lumina[._ -]?2.*",), 16),
+    _foreign("auraflow", match_auraflow, "AuraFlow", (r"aura[._ -]?flow.*",), 4),
+    _foreign("pixart", match_pixart, "PixArt-alpha / Sigma", (r"pixart.*",), 4, ("t5",)),
+    _foreign("sana", match_sana, "SANA", (r"sana.*",)),
+    _foreign("hunyuan_dit", match_hunyuan_dit, "Hunyuan-DiT", (r"hunyuan[._ -]?dit.*", r"hydit.*"), 4),
+    _foreign("kolors", match_kolors, "Kolors", (r"kolors.*",), 4),
+    _foreign("wan", match_wan, "Wan 2.x", (r"wan[._ -]?2.*",)),
+    _foreign("hunyuan_video", match_hunyuan_video, "HunyuanVideo", (r"hunyuan[._ -]?video.*",)),
+    _foreign("ltxv", match_ltxv, "LTX-Video", (r"ltx[._ -]?(video|v|2).*",)),
+    _foreign("cosmos", match_cosmos, "Cosmos", (r"cosmos.*",)),
+    _foreign("anima", match_anima, "Anima", (r"anima",)),
+)
+
+
+# --------------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------------
 BUILTIN_FAMILIES: tuple[Family, ...] = (
@@ -664,5 +972,5 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
 
 @hookimpl
 def register_families(register: Any) -> None:
-    for family in BUILTIN_FAMILIES:
+    for family in BUILTIN_FAMILIES + FOREIGN_FAMILIES:
         register(family)

@@ -62,12 +62,14 @@ MODELS: dict[str, tuple[str, str, str | None, list[str], str]] = {
     "te_t5xxl": ("unknown", "text_encoder", None, ["t5"], "fp16"),
 }
 CANDIDATES = {
-    "vae_sdxl": ["sd1", "sd2", "sdxl", "sdxl_refiner"],
-    "vae_sd_diffusers": ["sd1", "sd2", "sdxl", "sdxl_refiner"],
-    "vae_flux": ["sd3", "flux"],
+    # identified-only families that ship the same VAEs: AuraFlow, PixArt, Hunyuan-DiT, Kolors (SD/SDXL VAE);
+    # Chroma, Z-Image, HiDream, Lumina 2 (the FLUX.1 VAE)
+    "vae_sdxl": ["sd1", "sd2", "sdxl", "sdxl_refiner", "auraflow", "pixart", "hunyuan_dit", "kolors"],
+    "vae_sd_diffusers": ["sd1", "sd2", "sdxl", "sdxl_refiner", "auraflow", "pixart", "hunyuan_dit", "kolors"],
+    "vae_flux": ["sd3", "flux", "chroma", "zimage", "hidream", "lumina2"],
     "te_clip_l": ["sd1", "sdxl", "sd3", "flux"],
     "te_clip_g": ["sdxl", "sdxl_refiner", "sd3"],
-    "te_t5xxl": ["sd3", "flux"],
+    "te_t5xxl": ["sd3", "flux", "chroma", "pixart"],
 }
 # name: (target family, variant, format, rank, parts)
 LORAS: dict[str, tuple[str, str | None, str, int | None, list[str]]] = {
@@ -220,10 +222,11 @@ def test_flux_look_alike_loras_are_not_flux1(tmp_path: Path) -> None:
     flux2 = {k: widened(k, d, list(s)) for k, (d, s) in spec["tensors"].items()}
     assert any("_img_mlp_0" in k or "_linear1" in k for k in flux2), "the fixture must adapt the MLP inputs"
     plain = {k: (d, list(s)) for k, (d, s) in spec["tensors"].items()}
-    for label, tensors, metadata in (("flux2_klein", flux2, {"ss_base_model_version": "flux1"}),
-                                     ("chroma", plain, {"ss_base_model_version": "chroma"})):
+    for label, tensors, metadata, family in (("flux2_klein", flux2, {"ss_base_model_version": "flux1"}, "unknown"),
+                                             ("chroma", plain, {"ss_base_model_version": "chroma"}, "chroma")):
         ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors, metadata), families=FAMILIES)
-        assert (ident.kind, ident.family) == ("lora", "unknown"), (label, ident.summary())
+        assert (ident.kind, ident.family) == ("lora", family), (label, ident.summary())
+        assert ident.runnable is (False if family == "chroma" else None)
     # the untouched Flux.1 LoRA is still Flux
     assert identify_path(write_sparse(tmp_path / "flux1.safetensors", plain), families=FAMILIES).family == "flux"
 
@@ -258,7 +261,7 @@ def test_standalone_vae_family_from_metadata(tmp_path: Path) -> None:
     path = write_fixture(tmp_path, "vae_sdxl", metadata={"modelspec.architecture": "stable-diffusion-xl-v1-base/vae"})
     ident = identify_path(path, families=FAMILIES)
     assert (ident.kind, ident.family) == ("vae", "sdxl")
-    assert ident.candidates == ["sd1", "sd2", "sdxl", "sdxl_refiner"]
+    assert ident.candidates == CANDIDATES["vae_sdxl"]
     assert ident.details["latent_channels"] == 4
 
 
@@ -603,3 +606,107 @@ def test_prediction_markers_and_unknown(tmp_path: Path) -> None:
     assert (sd1.family, sd1.variant, sd1.details["prediction"]) == ("sd1", "v-prediction", "v")
     ref = identify_path(write_fixture(tmp_path, "sdxl_refiner"), families=FAMILIES)
     assert ref.details["prediction"] is None
+
+
+# Identified-only families: the marker keys are the ones ComfyUI's detect_unet_config reads
+# (comfy/model_detection.py); the shapes are the published configs' widths. A few companion blocks
+# make each file look like the real layout (and give the prefix more than 5 keys).
+def _blocks(prefix: str, n: int, suffix: str, shape: list[int]) -> dict[str, tuple[str, list[int]]]:
+    return {f"{prefix}{i}.{suffix}": ("BF16", shape) for i in range(n)}
+
+
+FOREIGN: dict[str, tuple[dict[str, tuple[str, list[int]]], str, str | None]] = {
+    # FLUX.2 dev: hidden 6144 (48 x 128), 128 latent-patch channels, Mistral Small 3.1 context 3 x 5120
+    "flux2_dev": ({"double_blocks.0.img_attn.norm.key_norm.scale": ("BF16", [128]),
+                   "double_stream_modulation_img.lin.weight": ("BF16", [36864, 6144]),
+                   "single_stream_modulation.lin.weight": ("BF16", [18432, 6144]),
+                   "img_in.weight": ("BF16", [6144, 128]), "txt_in.weight": ("BF16", [6144, 15360]),
+                   **_blocks("double_blocks.", 8, "img_attn.qkv.weight", [18432, 6144]),
+                   **_blocks("single_blocks.", 48, "linear2.weight", [6144, 24576])}, "flux2", "dev"),
+    # FLUX.2 klein 4B: hidden 3072, Qwen3-4B context 3 x 2560
+    "flux2_klein": ({"double_blocks.0.img_attn.norm.key_norm.scale": ("BF16", [128]),
+                     "double_stream_modulation_img.lin.weight": ("BF16", [18432, 3072]),
+                     "img_in.weight": ("BF16", [3072, 128]), "txt_in.weight": ("BF16", [3072, 7680]),
+                     **_blocks("double_blocks.", 5, "img_attn.qkv.weight", [9216, 3072]),
+                     **_blocks("single_blocks.", 20, "linear2.weight", [3072, 12288])}, "flux2", "klein"),
+    "chroma": ({"double_blocks.0.img_attn.norm.key_norm.scale": ("BF16", [128]),
+                "distilled_guidance_layer.norms.0.scale": ("BF16", [5120]),
+                "img_in.weight": ("BF16", [3072, 64]), "txt_in.weight": ("BF16", [3072, 4096]),
+                "final_layer.linear.weight": ("BF16", [64, 3072]),
+                **_blocks("double_blocks.", 19, "img_attn.qkv.weight", [9216, 3072]),
+                **_blocks("single_blocks.", 38, "linear1.weight", [21504, 3072])}, "chroma", None),
+    "qwen_image": ({"txt_norm.weight": ("BF16", [3584]), "img_in.weight": ("BF16", [3072, 64]),
+                    "txt_in.weight": ("BF16", [3072, 3584]), "proj_out.weight": ("BF16", [64, 3072]),
+                    **_blocks("transformer_blocks.", 60, "attn.to_q.weight", [3072, 3072])}, "qwen_image", None),
+    "zimage": ({"cap_embedder.1.weight": ("BF16", [3840, 2560]),
+                "noise_refiner.0.attention.k_norm.weight": ("BF16", [128]),
+                "x_embedder.weight": ("BF16", [3840, 64]),
+                **_blocks("layers.", 30, "attention.qkv.weight", [11520, 3840])}, "zimage", None),
+    "lumina2": ({"cap_embedder.1.weight": ("BF16", [2304, 2304]),
+                 "noise_refiner.0.attention.k_norm.weight": ("BF16", [96]),
+                 "x_embedder.weight": ("BF16", [2304, 64]),
+                 **_blocks("layers.", 26, "attention.qkv.weight", [4608, 2304])}, "lumina2", None),
+    "hidream": ({"caption_projection.0.linear.weight": ("BF16", [2560, 4096]),
+                 **_blocks("double_stream_blocks.", 16, "block.attn1.to_q.weight", [2560, 2560]),
+                 **_blocks("single_stream_blocks.", 32, "block.attn1.to_q.weight", [2560, 2560])}, "hidream", None),
+    "auraflow": ({"double_layers.0.attn.w1q.weight": ("BF16", [3072, 3072]),
+                  "cond_seq_linear.weight": ("BF16", [3072, 2048]), "positional_encoding": ("BF16", [1, 9216, 3072]),
+                  **_blocks("double_layers.", 4, "attn.w2q.weight", [3072, 3072]),
+                  **_blocks("single_layers.", 32, "attn.w1q.weight", [3072, 3072])}, "auraflow", None),
+    "pixart_sigma": ({"t_block.1.weight": ("F16", [6912, 1152]), "x_embedder.proj.weight": ("F16", [1152, 4, 2, 2]),
+                      "y_embedder.y_embedding": ("F16", [300, 4096]),
+                      **_blocks("blocks.", 28, "attn.qkv.weight", [3456, 1152])}, "pixart", "sigma"),
+    "sana_1600m": ({"t_block.1.weight": ("BF16", [13440, 2240]), "x_embedder.proj.weight": ("BF16", [2240, 32, 1, 1]),
+                    **_blocks("blocks.", 20, "mlp.inverted_conv.conv.weight", [11200, 2240, 1, 1])}, "sana", None),
+    "hunyuan_dit": ({"mlp_t5.0.weight": ("F16", [8192, 2048]), "x_embedder.proj.weight": ("F16", [1408, 4, 2, 2]),
+                     "extra_embedder.0.weight": ("F16", [5632, 3968]),
+                     **_blocks("blocks.", 40, "attn1.Wqkv.weight", [4224, 1408])}, "hunyuan_dit", "1.0-1.1"),
+    "hunyuan_video": ({"txt_in.individual_token_refiner.blocks.0.norm1.weight": ("BF16", [3072]),
+                       "img_in.proj.weight": ("BF16", [3072, 16, 1, 2, 2]),
+                       "txt_in.input_embedder.weight": ("BF16", [3072, 4096]),
+                       **_blocks("double_blocks.", 20, "img_attn_qkv.weight", [9216, 3072]),
+                       **_blocks("single_blocks.", 40, "linear1.weight", [21504, 3072])}, "hunyuan_video", None),
+    "wan21_i2v_14b": ({"head.modulation": ("F32", [1, 2, 5120]), "patch_embedding.weight": ("BF16", [5120, 36, 1, 2, 2]),
+                       "img_emb.proj.0.bias": ("BF16", [1280]),
+                       **_blocks("blocks.", 40, "ffn.0.weight", [13824, 5120])}, "wan", "i2v"),
+    "wan22_ti2v_5b": ({"head.modulation": ("F32", [1, 2, 3072]), "patch_embedding.weight": ("BF16", [3072, 48, 1, 2, 2]),
+                       **_blocks("blocks.", 30, "ffn.0.weight", [14336, 3072])}, "wan", None),
+    "ltxv": ({"adaln_single.emb.timestep_embedder.linear_1.bias": ("BF16", [2048]),
+              "patchify_proj.weight": ("BF16", [2048, 128]),
+              **_blocks("transformer_blocks.", 28, "attn2.to_k.weight", [2048, 4096])}, "ltxv", None),
+    "cosmos_predict2": ({"x_embedder.proj.1.weight": ("BF16", [2048, 68]),
+                         **_blocks("blocks.", 28, "mlp.layer1.weight", [8192, 2048])}, "cosmos", "predict2"),
+    "anima": ({"x_embedder.proj.1.weight": ("BF16", [2048, 68]),
+               "llm_adapter.blocks.0.cross_attn.q_proj.weight": ("BF16", [1024, 1024]),
+               **_blocks("blocks.", 28, "mlp.layer1.weight", [8192, 2048])}, "anima", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])
+def test_identified_only_families(tmp_path: Path, name: str, prefix: str) -> None:
+    tensors, family, variant = FOREIGN[name]
+    if name.startswith("cosmos") or name == "anima":
+        prefix = prefix and "net."  # Cosmos checkpoints keep the DiT under net.
+    path = write_sparse(tmp_path / f"{name}.safetensors", {prefix + k: v for k, v in tensors.items()})
+    ident = identify_path(path, families=FAMILIES)
+    assert (ident.family, ident.kind, ident.variant) == (family, "diffusion_model", variant), ident.evidence
+    assert ident.runnable is False and ident.to_dict()["runnable"] is False
+    assert ident.components == ["dit"]
+    assert cites_a_real_key(ident.evidence, set(prefix + k for k in tensors))
+    assert ident.family != "flux"
+
+
+def test_kolors_unet_is_not_sdxl(tmp_path: Path) -> None:
+    """Kolors keeps SDXL's UNet but its ADM input is 5632 (ChatGLM3 pooled 4096 + sizes; ComfyUI Kolors)."""
+    tensors = {k: tuple(v) for k, v in load_spec("sdxl_base")["tensors"].items()}
+    adm = "model.diffusion_model.label_emb.0.0.weight"
+    tensors[adm] = (tensors[adm][0], [1280, 5632])
+    ident = identify_path(write_sparse(tmp_path / "kolors.safetensors", tensors), families=FAMILIES)
+    assert (ident.family, ident.runnable) == ("kolors", False)
+    assert identify_path(write_fixture(tmp_path, "sdxl_base"), families=FAMILIES).runnable is True
+
+
+def test_chroma_and_flux2_keep_flux1_unchanged(tmp_path: Path) -> None:
+    dev = identify_path(write_fixture(tmp_path, "flux_dev"), families=FAMILIES)
+    assert (dev.family, dev.variant, dev.runnable) == ("flux", "dev", True)

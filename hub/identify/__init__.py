@@ -80,9 +80,9 @@ def registered_families() -> list[Family]:
 
 def builtin_families() -> list[Family]:
     """The built-in table without going through plugins (for tests and tools that want only these)."""
-    from hub_plugins.families import BUILTIN_FAMILIES
+    from hub_plugins.families import BUILTIN_FAMILIES, FOREIGN_FAMILIES
 
-    return list(BUILTIN_FAMILIES)
+    return list(BUILTIN_FAMILIES) + list(FOREIGN_FAMILIES)
 
 
 def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | None = None) -> Identification:

@@ -190,7 +190,17 @@ def identify_view(view: HeaderView, families: Sequence[Family], fmt: str = "safe
         ident.evidence.append(Evidence("precision", ident.precision, f"{scope}: {why}"))
     if not ident.candidates and ident.family != UNKNOWN:
         ident.candidates = [ident.family]
+    set_runnable(ident, fams)
     return ident
+
+
+def set_runnable(ident: Identification, fams: Sequence[Family]) -> None:
+    """``runnable`` from the identified family (None while the family is unknown)."""
+    if ident.family == UNKNOWN:
+        ident.runnable = None
+        return
+    fam = next((f for f in fams if f.name == ident.family), None)
+    ident.runnable = fam.runnable if fam is not None else None
 
 
 def _apply_match(ident: Identification, family: Family, match: FamilyMatch) -> None:

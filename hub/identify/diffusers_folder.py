@@ -121,6 +121,9 @@ def identify_folder(folder: Path, families: Sequence[Family]) -> Identification:
             ident.evidence.append(Evidence("variant", "v-prediction", f"scheduler prediction_type={pred}"))
     _folder_precision(folder, ident)
     ident.candidates = [ident.family] if ident.family != UNKNOWN else []
+    from .classify import set_runnable
+
+    set_runnable(ident, families)
     return ident
 
 

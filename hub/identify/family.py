@@ -61,7 +61,9 @@ class Family:
     embeddings fit it. ``metadata_ids`` are regular expressions (case-insensitive, full match) for
     the base-model names training tools write in ``ss_base_model_version`` and
     ``modelspec.architecture`` (without its ``/lora`` suffix); they are supporting evidence, and
-    decide only when the shapes cannot. Higher ``priority`` matchers run first.
+    decide only when the shapes cannot. Higher ``priority`` matchers run first. ``runnable`` is
+    False for families sdhub identifies but has no pipeline for (FLUX.2, Qwen-Image, Wan...): files
+    of them are named for what they are, and ``Identification.runnable`` says sdhub cannot run them.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Family:
     embedding_widths: tuple[int, ...] = ()
     metadata_ids: tuple[str, ...] = ()
     refute_lora: LoraRefuteFn | None = None
+    runnable: bool = True
 
     def claimed_by(self, metadata: dict[str, str]) -> str | None:
         """The metadata entry that names this family (``key=value``), or None."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped when the classifier's answers change, so stored identifications can be refreshed.
-IDENTIFY_VERSION = 8
+IDENTIFY_VERSION = 9
 
 KINDS = ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora", "embedding", "unknown")
 UNKNOWN = "unknown"
@@ -103,6 +103,9 @@ class Identification:
     tensors: int | None = None
     warnings: list[str] = field(default_factory=list)
     version: int = IDENTIFY_VERSION
+    #: Whether sdhub has a pipeline for this family (False for identified-only families such as
+    #: FLUX.2 or Wan); None when the family is unknown.
+    runnable: bool | None = None
 
     def because(self, what: str) -> list[Evidence]:
         """The evidence behind one decision (``"family"``, ``"variant"``, ``"kind"``...)."""
@@ -124,6 +127,7 @@ class Identification:
             "tensors": self.tensors,
             "warnings": list(self.warnings),
             "version": self.version,
+            "runnable": self.runnable,
         }
 
     @classmethod
@@ -144,6 +148,7 @@ class Identification:
             tensors=d.get("tensors"),
             warnings=list(d.get("warnings") or []),
             version=int(d.get("version") or 0),
+            runnable=d.get("runnable"),
         )
 
     def summary(self) -> str:
