@@ -35,7 +35,7 @@ ProgressFactory = Callable[[str, int], Callable[[int], None]]
 @dataclass
 class ScanEntry:
     path: str
-    status: str  # added | updated | moved | unchanged | missing | error
+    status: str  # added | updated | moved | unchanged | missing | error | distrusted (a contradicting sidecar)
     record_id: int | None = None
     message: str | None = None
     family: str | None = None
@@ -58,7 +58,7 @@ class ScanReport:
         return [e for e in self.entries if e.status == "error"]
 
     def summary(self) -> dict[str, int]:
-        keys = ("added", "updated", "moved", "unchanged", "missing", "error")
+        keys = ("added", "updated", "moved", "unchanged", "missing", "error", "distrusted")
         return {k: self.count(k) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +215,7 @@ class Hub:
                     report.entries.append(self._reidentify(row.id, path))
                 continue
             report.entries.append(self._register_scanned(path, key, progress))
+        self._scan_sidecars(report)
         moved_ids = {e.record_id for e in report.entries if e.status == "moved"}
         for spath, row in known.items():
             if row.id in moved_ids:  # its old path is gone because it now lives at the new one
@@ -227,6 +228,72 @@ class Hub:
             if targets:
                 self.lookup(targets)
         return report
+
+    def _scan_sidecars(self, report: ScanReport) -> None:
+        """Read what other tools keep beside each scanned file; a sidecar unchanged since last read is skipped."""
+        from .interop.sidecars import contradiction, find_sidecars, read_sidecar
+
+        cached = self.catalogue.sidecar_stats()
+        listings: dict[Path, set[str]] = {}
+        for entry in report.entries:
+            if entry.record_id is None or entry.status not in ("added", "updated", "moved", "unchanged"):
+                continue
+            path = Path(entry.path)
+            if path.is_dir():
+                continue
+            folder = path.parent
+            if folder not in listings:
+                try:
+                    listings[folder] = set(os.listdir(folder))
+                except OSError:
+                    listings[folder] = set()
+            found = []
+            for fmt, sc_path in find_sidecars(path, listings[folder]):
+                try:
+                    st = sc_path.stat()
+                except OSError:
+                    continue
+                found.append((fmt, sc_path, st.st_size, st.st_mtime_ns))
+            old = {p: v for (fid, p), v in cached.items() if fid == entry.record_id} if cached else {}
+            now = {str(p): (size, mtime) for _, p, size, mtime in found}
+            if entry.status == "unchanged" and old == now:
+                continue  # nothing beside it changed: not one sidecar read
+            items = []
+            with self.catalogue.transaction() as s:
+                row = self.catalogue.row(s, entry.record_id)
+                ours = {"sha256": row.sha256, "autov3": row.autov3, "crc32": row.crc32, "blake3": row.blake3,
+                        "autov2": row.sha256[:10] if row.sha256 else None}
+                for fmt, sc_path, size, mtime in found:
+                    problem = None
+                    try:
+                        data = read_sidecar(fmt, sc_path, path.name)
+                    except (OSError, ValueError) as exc:
+                        data, problem = {}, f"unreadable: {getattr(exc, 'strerror', None) or exc}"
+                    if problem is None:
+                        problem = contradiction(data.get("hashes") or {}, ours)
+                        if problem:
+                            problem = f"not trusted: {problem}"
+                            report.entries.append(ScanEntry(str(sc_path), "distrusted", entry.record_id,
+                                                            f"sidecar of {path.name} {problem}"))
+                    items.append({"path": str(sc_path), "format": fmt, "size": size, "mtime_ns": mtime,
+                                  "data": data, "problem": problem})
+                self.catalogue.set_sidecars(s, row, items)
+                for item in items:
+                    d = item["data"]
+                    if item["problem"] or d.get("source") != "civitai" or not d.get("model_id"):
+                        continue
+                    if self.catalogue.has_source_version(s, row.id, "civitai", d["model_id"], d.get("version_id")):
+                        continue
+                    self.catalogue.link_source(s, row, SourceInfo(
+                        source="civitai", model_id=d["model_id"], version_id=d.get("version_id"),
+                        model_name=d.get("model_name"), version_name=d.get("version_name"),
+                        model_type=d.get("model_type"), base_model=d.get("base_model"),
+                        trained_words=list(d.get("trained_words") or []), tags=list(d.get("tags") or []),
+                        nsfw=d.get("nsfw") if isinstance(d.get("nsfw"), bool) else None,
+                        published_hashes=dict(d.get("hashes") or {}),
+                        extra={"from_sidecar": item["path"]},
+                    ))
+                self.catalogue.reindex(s, row)
 
     def _identify(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
         from .identify import identify_path
@@ -467,6 +534,8 @@ class Hub:
         data["sources"] = record.to_dict()["sources"] if record else []
         data["family_mismatch"] = record.family_mismatch if record else None
         data["verify_status"] = record.verify_status if record else None
+        data["metadata"] = record.metadata if record else {}
+        data["sidecars"] = [dict(sc) for sc in record.sidecars] if record else []
         if with_hashes and data["hashes"] is None:
             from .fingerprint import fingerprint_file
 

@@ -75,7 +75,8 @@ def test_rescan_of_unchanged_files_reads_nothing(run_cli, model_dir: Path, hub_i
     _scan(run_cli, model_dir)
     before = {r.path: r for r in hub_instance.list()}
     result, report = _scan(run_cli, model_dir)
-    assert report["summary"] == {"added": 0, "updated": 0, "moved": 0, "unchanged": 2, "missing": 0, "error": 0}
+    assert report["summary"] == {"added": 0, "updated": 0, "moved": 0, "unchanged": 2, "missing": 0, "error": 0,
+                                 "distrusted": 0}
     # An unchanged file is trusted from the stat cache: its record is not rewritten.
     with hub_instance.catalogue.session() as s:
         from hub.catalogue.models import File

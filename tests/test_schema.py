@@ -122,7 +122,7 @@ def test_a_version_1_catalogue_is_migrated_in_place(tmp_path: Path) -> None:
     con.commit()
     con.close()
     cat = Catalogue(f"sqlite:///{db}")
-    assert cat.schema_version() == SCHEMA_VERSION == 2
+    assert cat.schema_version() == SCHEMA_VERSION == 3
     rows = cat.stat_rows()
     assert list(rows) == ["/m/a.safetensors"] and rows["/m/a.safetensors"].identify_version is None
     con = sqlite3.connect(db)

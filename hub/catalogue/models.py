@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -88,6 +88,9 @@ class File(Base):
 
     sources: Mapped[list[FileSource]] = relationship(
         back_populates="file", cascade="all, delete-orphan", passive_deletes=True
+    )
+    sidecars: Mapped[list[Sidecar]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Sidecar.path"
     )
 
 
@@ -161,3 +164,44 @@ class SearchTerm(Base):
 
     term: Mapped[str] = mapped_column(String(128), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Sidecar(Base):
+    """A file another tool keeps beside a model (``<stem>.civitai.info``, ``.cm-info.json``, A1111's ``<stem>.json``,
+    Lora-Manager's ``.metadata.json``, ``.swarm.json``, a preview image), read on scan.
+
+    ``size``/``mtime_ns`` are its stat key: an unchanged sidecar is never parsed twice. ``data`` holds the
+    fields sdhub took from it (ids, names, trained words, base model, notes…); ``problem`` says why it was not
+    trusted (its hashes contradict the file), in which case ``data`` is kept only as evidence.
+    """
+
+    __tablename__ = "sidecars"
+    __table_args__ = (UniqueConstraint("file_id", "path", name="uq_sidecars_file_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    format: Mapped[str] = mapped_column(String(32))  # civitai_info | cm_info | a1111 | lora_manager | swarm | preview
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    problem: Mapped[str | None] = mapped_column(Text)
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Link(Base):
+    """A link (symlink, hardlink or copy) that ``sdhub link`` made in a UI's folder: only these are pruned."""
+
+    __tablename__ = "links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id", ondelete="SET NULL"), index=True)
+    target: Mapped[str] = mapped_column(String(4096))
+    root: Mapped[str] = mapped_column(String(4096), index=True)
+    layout: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))  # symlink | hardlink | copy
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

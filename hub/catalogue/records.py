@@ -68,6 +68,15 @@ class FileRecord:
     verify_status: str | None
     verify_detail: str | None
     sources: list[SourceInfo] = field(default_factory=list)
+    # What other tools' sidecars beside the file say: {"path", "format", "data", "problem"} each.
+    sidecars: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The trusted sidecars merged: ``{field: {"value": …, "from": sidecar path}}``."""
+        from ..interop.sidecars import merge
+
+        return merge(self.sidecars)
 
     @property
     def autov2(self) -> str | None:
@@ -124,6 +133,8 @@ class FileRecord:
                 for s in self.sources
             ],
             "family_mismatch": self.family_mismatch,
+            "metadata": self.metadata,
+            "sidecars": [dict(sc) for sc in self.sidecars],
             "added_at": self.added_at.isoformat() if self.added_at else None,
             "verified_at": self.verified_at.isoformat() if self.verified_at else None,
             "verify_status": self.verify_status,

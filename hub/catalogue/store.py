@@ -22,7 +22,19 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLA
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ..errors import CatalogueError, NotInCatalogueError, SchemaTooNewError
-from .models import SCHEMA_VERSION, Base, File, FileSource, SchemaMeta, SearchTerm, SourceModel, SourceVersion, utcnow
+from .models import (
+    SCHEMA_VERSION,
+    Base,
+    File,
+    FileSource,
+    Link,
+    SchemaMeta,
+    SearchTerm,
+    Sidecar,
+    SourceModel,
+    SourceVersion,
+    utcnow,
+)
 from .records import FileRecord, SourceInfo
 from .search_terms import prefix_upper_bound, query_terms, terms_of
 
@@ -60,9 +72,14 @@ def _m002_identify_version(con: Any, columns: set[str]) -> None:
         con.execute(text("ALTER TABLE files ADD COLUMN identify_version INTEGER"))
 
 
+def _m003_sidecars_and_links(con: Any, columns: set[str]) -> None:
+    """v3: the ``sidecars`` and ``links`` tables; new tables only, which ``create_all`` adds after the steps."""
+
+
 # (schema version, step): each step upgrades from the version before it.
 MIGRATIONS: list[tuple[int, Callable[[Any, set[str]], None]]] = [
     (2, _m002_identify_version),
+    (3, _m003_sidecars_and_links),
 ]
 
 
@@ -202,7 +219,8 @@ class Catalogue:
 
     def _records(self, s: Session, stmt: Any) -> list[FileRecord]:
         files = s.scalars(
-            stmt.options(selectinload(File.sources).selectinload(FileSource.version).selectinload(SourceVersion.model))
+            stmt.options(selectinload(File.sources).selectinload(FileSource.version).selectinload(SourceVersion.model),
+                         selectinload(File.sidecars))
         ).all()
         return [to_record(f) for f in files]
 
@@ -379,9 +397,68 @@ class Catalogue:
             if model is not None:
                 texts += [model.name, model.creator, model.type]
                 texts += list(model.tags or [])
+        for sc in s.scalars(select(Sidecar).where(Sidecar.file_id == file_row.id, Sidecar.problem.is_(None))):
+            d = sc.data or {}
+            texts += [d.get("model_name"), d.get("version_name"), d.get("base_model")]
+            texts += list(d.get("trained_words") or []) + list(d.get("tags") or [])
         for term in sorted(terms_of(texts)):
             s.add(SearchTerm(term=term, file_id=file_row.id))
         s.flush()
+
+    # -- sidecars ----------------------------------------------------------------------------
+    def sidecar_stats(self) -> dict[tuple[int, str], tuple[int, int]]:
+        """``(file_id, sidecar path) -> (size, mtime_ns)`` in one query: an unchanged sidecar is not read again."""
+        with self.session() as s:
+            rows = s.execute(select(Sidecar.file_id, Sidecar.path, Sidecar.size, Sidecar.mtime_ns)).all()
+        return {(r.file_id, r.path): (r.size, r.mtime_ns) for r in rows}
+
+    def set_sidecars(self, s: Session, file_row: File, found: Sequence[dict[str, Any]]) -> None:
+        """Make the file's sidecar rows exactly ``found`` (``path, format, size, mtime_ns, data, problem``)."""
+        by_path = {sc.path: sc for sc in s.scalars(select(Sidecar).where(Sidecar.file_id == file_row.id))}
+        keep = set()
+        for item in found:
+            keep.add(item["path"])
+            row = by_path.get(item["path"])
+            if row is None:
+                row = Sidecar(file_id=file_row.id, path=item["path"])
+                s.add(row)
+            row.format, row.size, row.mtime_ns = item["format"], item["size"], item["mtime_ns"]
+            row.data, row.problem, row.read_at = item.get("data"), item.get("problem"), utcnow()
+        for path, row in by_path.items():
+            if path not in keep:
+                s.delete(row)
+        s.flush()
+
+    def has_source_version(self, s: Session, file_id: int, source: str, model_id: str, version_id: str | None) -> bool:
+        stmt = (select(FileSource.id).join(SourceVersion, SourceVersion.id == FileSource.version_id)
+                .join(SourceModel, SourceModel.id == SourceVersion.model_id)
+                .where(FileSource.file_id == file_id, SourceModel.source == source,
+                       SourceModel.source_model_id == model_id))
+        if version_id is not None:
+            stmt = stmt.where(SourceVersion.source_version_id == version_id)
+        return s.scalar(stmt.limit(1)) is not None
+
+    # -- links made by sdhub -------------------------------------------------------------------
+    def links(self, root: str | None = None) -> list[dict[str, Any]]:
+        with self.session() as s:
+            stmt = select(Link)
+            if root is not None:
+                stmt = stmt.where(Link.root == root)
+            return [_link_dict(r) for r in s.scalars(stmt.order_by(Link.path))]
+
+    def record_link(self, values: dict[str, Any]) -> None:
+        with self.transaction() as s:
+            row = s.scalar(select(Link).where(Link.path == values["path"]))
+            if row is None:
+                row = Link(**values)
+                s.add(row)
+            else:
+                for k, v in values.items():
+                    setattr(row, k, v)
+
+    def forget_link(self, path: str) -> None:
+        with self.transaction() as s:
+            s.execute(delete(Link).where(Link.path == path))
 
     def set_verified(self, file_id: int, status: str, detail: str | None) -> None:
         with self.transaction() as s:
@@ -402,6 +479,11 @@ class Catalogue:
         with self.transaction() as s:
             s.execute(File.__table__.insert(), list(rows))
             s.execute(SearchTerm.__table__.insert(), [{"term": t, "file_id": f} for t, f in terms])
+
+
+def _link_dict(r: Link) -> dict[str, Any]:
+    return {"path": r.path, "file_id": r.file_id, "target": r.target, "root": r.root, "layout": r.layout,
+            "mode": r.mode, "size": r.size, "mtime_ns": r.mtime_ns, "inode": r.inode}
 
 
 def to_record(f: File) -> FileRecord:
@@ -440,6 +522,8 @@ def to_record(f: File) -> FileRecord:
         identification=f.identification, identify_error=f.identify_error, hash_error=f.hash_error,
         family_mismatch=f.family_mismatch, added_at=_aware(f.added_at), verified_at=_aware(f.verified_at),
         verify_status=f.verify_status, verify_detail=f.verify_detail, sources=sources,
+        sidecars=[{"path": sc.path, "format": sc.format, "data": dict(sc.data or {}), "problem": sc.problem}
+                  for sc in f.sidecars],
     )
 
 

@@ -1,0 +1,1 @@
+"""Interop with the UIs people keep their models in: sidecars beside models, links into UI layouts."""
