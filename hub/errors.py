@@ -106,6 +106,10 @@ class PipelineError(SdhubError):
     """No pipeline can run this model, or running it failed."""
 
 
+class OutOfMemoryError(PipelineError):
+    """The model or the image did not fit in the device's memory; the message names the options that would help."""
+
+
 class RuntimeMissingError(PipelineError):
     """The optional runtime (torch, diffusers, transformers) is not installed."""
 

@@ -56,8 +56,10 @@ class RunOptions:
     """How to load: where single-file configs come from, memory and speed options."""
 
     config_dir: Path | None = None
-    cpu_offload: bool = False
+    cpu_offload: str | None = None  # None, "model" (one whole model on the GPU at a time) or "sequential" (layer by layer)
     vae_tiling: bool = False
+    vae_slicing: bool = False  # decode a batch one image at a time
+    attention_slicing: bool = False  # attention in slices: less peak memory, slower
     compile: bool = False
     refiner: ModelToRun | None = None
     refiner_switch: float = 0.8  # fraction of the steps the base model takes before the refiner

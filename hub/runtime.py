@@ -439,6 +439,7 @@ class RuntimePipeline:
         self.defaults = defaults
         self._model_hash: str | None = model.sha256[:10] if model.sha256 else None
         self.warnings: list[str] = []  # things the user should know (e.g. an uncertain LoRA check)
+        self.options = RunOptions()  # the memory and speed options it was loaded with
 
     @property
     def family(self) -> str:
@@ -497,7 +498,12 @@ class RuntimePipeline:
             prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, width=width, height=height,
             seed=seed, num_images=num_images, sampler=chosen, on_step=on_step,
         )
-        images = self.runner.generate(request)
+        try:
+            images = self.runner.generate(request)
+        except Exception as exc:
+            if _is_out_of_memory(exc):
+                raise _out_of_memory("generating", self.device, self.options, exc) from exc
+            raise
         seeds = [seed + i for i in range(len(images))]
         params: dict[str, Any] = {
             "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps, "cfg": cfg, "width": width,
@@ -545,6 +551,20 @@ def _fingerprint(path: Path) -> Any:
     return fingerprint_file(path)
 
 
+OFFLOAD_MODES = ("model", "sequential")
+
+
+def _offload_mode(value: bool | str | None) -> str | None:
+    """``True`` means diffusers' model offload (the fast one); a string names the mode."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "model"
+    if value not in OFFLOAD_MODES:
+        raise PipelineError(f"unknown cpu_offload mode {value!r}; use one of {', '.join(OFFLOAD_MODES)}")
+    return value
+
+
 def pipeline(
     ref: str | os.PathLike[str],
     *,
@@ -554,8 +574,10 @@ def pipeline(
     dtype: str | None = None,
     family: str | None = None,
     config_dir: str | os.PathLike[str] | None = None,
-    cpu_offload: bool = False,
+    cpu_offload: bool | str | None = None,
     vae_tiling: bool = False,
+    vae_slicing: bool = False,
+    attention_slicing: bool = False,
     compile: bool = False,
     refiner: str | os.PathLike[str] | None = None,
     refiner_switch: float = 0.8,
@@ -564,6 +586,7 @@ def pipeline(
     """Load ``ref`` (path or reference) ready to generate; see the module docstring for the steps."""
     if family is not None and family not in FAMILY_CHOICES:
         raise PipelineError(f"unknown family {family!r}; use one of {', '.join(FAMILY_CHOICES)}")
+    offload = _offload_mode(cpu_offload)
     if not 0.0 < refiner_switch < 1.0:  # before resolving anything (a reference may download)
         raise PipelineError(f"refiner_switch must be between 0 and 1 (got {refiner_switch})")
     try:
@@ -584,11 +607,17 @@ def pipeline(
     else:
         chosen_sampler = _checked_sampler(chosen_sampler, model.family)
     warnings: list[str] = []
+    if offload == "sequential" and chosen_device == "cpu":
+        # accelerate's layer-by-layer offload targets an accelerator; on the CPU the weights already live in RAM.
+        warnings.append("--cpu-offload sequential does nothing on the CPU; running without it")
+        offload = None
     prepared = [prepare_lora(spec, model, warnings) for spec in _as_list(loras)]
     options = RunOptions(
         config_dir=Path(config_dir) if config_dir is not None else None,
-        cpu_offload=cpu_offload,
+        cpu_offload=offload,
         vae_tiling=vae_tiling,
+        vae_slicing=vae_slicing,
+        attention_slicing=attention_slicing,
         compile=compile,
         refiner=model_to_run(resolve_ref(refiner), None, "sdxl_refiner") if refiner is not None else None,
         refiner_switch=refiner_switch,
@@ -600,9 +629,42 @@ def pipeline(
         raise
     except ImportError as exc:
         raise _missing_run_extra(exc) from exc
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            raise _out_of_memory("loading the model", chosen_device, options, exc) from exc
+        raise
     runtime = RuntimePipeline(runner, pipe_plugin, model, prepared, chosen_sampler, chosen_device, chosen_dtype, defaults)
     runtime.warnings = warnings
+    runtime.options = options
     return runtime
+
+
+def _is_out_of_memory(exc: BaseException) -> BaseException | None:
+    """torch's OutOfMemoryError (CUDA, MPS and XPU alike) behind ``exc``, found without importing torch here."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "OutOfMemoryError":
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _out_of_memory(stage: str, device: str, options: RunOptions, exc: BaseException) -> SdhubError:
+    """Name, in the CLI's own option names, what would make it fit, strongest first and only what is not on yet."""
+    from .errors import OutOfMemoryError
+
+    hints = []
+    if options.cpu_offload != "sequential":
+        hints.append("--cpu-offload" if not options.cpu_offload else "--cpu-offload sequential")
+    if not options.vae_tiling:
+        hints.append("--vae-tiling")
+    if not options.attention_slicing:
+        hints.append("--attention-slicing")
+    hints.append("--dtype fp16 (or bf16)")
+    hints.append("a smaller --width/--height or --num-images")
+    text = str(_is_out_of_memory(exc) or exc).strip()
+    first_line = text.splitlines()[0] if text else type(exc).__name__
+    return OutOfMemoryError(f"out of memory on {device} while {stage}: try {', '.join(hints)} ({first_line})")
 
 
 def _missing_run_extra(exc: ImportError) -> SdhubError:

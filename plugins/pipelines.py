@@ -483,10 +483,18 @@ def _apply_memory_options(pipe: Any, device: str, options: RunOptions) -> None:
         import importlib.util
 
         if importlib.util.find_spec("accelerate") is None:
-            raise RuntimeMissingError("CPU offload needs the accelerate package: pip install accelerate")
-        pipe.enable_model_cpu_offload(device=device)
+            raise RuntimeMissingError("CPU offload needs the accelerate package: pip install accelerate "
+                                      "(or pip install 'sdhub[run]')")
+        if options.cpu_offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe.enable_model_cpu_offload(device=device)
     if options.vae_tiling:
         pipe.vae.enable_tiling()
+    if options.vae_slicing:
+        pipe.vae.enable_slicing()
+    if options.attention_slicing:
+        pipe.enable_attention_slicing()
 
 
 def _compile(pipe: Any, denoiser: str) -> None:

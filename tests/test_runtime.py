@@ -633,3 +633,65 @@ def test_inpainting_models_are_refused_clearly() -> None:
     model = ModelToRun(path=m.single_file, family="sd1", variant="inpaint", identification=_identified("sd1", variant="inpaint"))
     with pytest.raises(PipelineError, match="sd1 inpaint model.*text-to-image"):
         SD1.load(model, [], "cpu", "fp32", RunOptions(config_dir=m.config_dir))
+
+
+# -- memory options --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["model", "sequential"])
+def test_cpu_offload_modes_draw_the_same_image(mode: str) -> None:
+    pytest.importorskip("accelerate")  # in the run extra
+    m = tiny_model("sd1")
+    plain = pixels(hub.pipeline(m.diffusers_dir, family="sd1", device="cpu").generate("a fox", steps=2, seed=3, **SIZE))
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", device="cpu", cpu_offload=mode)
+    if mode == "model":
+        assert runtime.options.cpu_offload == "model"
+        assert hasattr(runtime.runner.pipe.unet, "_hf_hook")  # accelerate's hook really moves the weights
+    else:  # layer by layer needs an accelerator: said, not silently ignored
+        assert runtime.options.cpu_offload is None
+        assert runtime.warnings == ["--cpu-offload sequential does nothing on the CPU; running without it"]
+    assert np.array_equal(pixels(runtime.generate("a fox", steps=2, seed=3, **SIZE)), plain)
+
+
+def test_unknown_offload_mode_is_refused_before_loading() -> None:
+    with pytest.raises(PipelineError, match="unknown cpu_offload mode 'layers'"):
+        hub.pipeline("civitai:1", family="sd1", cpu_offload="layers")
+
+
+def test_vae_and_attention_slicing_are_applied_and_keep_the_image() -> None:
+    m = tiny_model("sd1")
+    plain = pixels(hub.pipeline(m.diffusers_dir, family="sd1", device="cpu").generate("a fox", steps=2, seed=4, **SIZE))
+    runtime = hub.pipeline(m.diffusers_dir, family="sd1", device="cpu", vae_slicing=True, attention_slicing=True)
+    assert runtime.runner.pipe.vae.use_slicing
+    got = pixels(runtime.generate("a fox", steps=2, seed=4, **SIZE))
+    assert np.abs(got.astype(int) - plain.astype(int)).max() <= 1  # sliced attention sums in another order
+
+
+def test_out_of_memory_names_the_options_that_would_make_it_fit(plugin_registration: Any) -> None:
+    from diffusers import EulerDiscreteScheduler
+
+    from hub.errors import OutOfMemoryError
+    from hub.samplers import Sampler
+
+    class Exhausting(EulerDiscreteScheduler):
+        def step(self, *args: Any, **kwargs: Any) -> Any:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 8.00 GiB total)")
+
+    class ExhaustingSampler(Sampler):
+        def build(self, base: Any, family: str | None = None) -> Any:
+            return Exhausting.from_config(dict(base))
+
+    class Plugin:
+        @hub.hookimpl
+        def register_samplers(self, register: Any) -> None:
+            register(ExhaustingSampler(name="exhausting", families=("sd1",)))
+
+    plugin_registration(Plugin(), "oom-sampler-plugin")
+    runtime = hub.pipeline(tiny_model("sd1").diffusers_dir, family="sd1", device="cpu", sampler="exhausting",
+                           vae_tiling=True)
+    with pytest.raises(OutOfMemoryError) as err:
+        runtime.generate("a fox", steps=2, seed=1, **SIZE)
+    message = str(err.value)
+    assert message.startswith("out of memory on cpu while generating: try --cpu-offload, --attention-slicing")
+    assert "--vae-tiling" not in message  # already on
+    assert "Tried to allocate 20.00 MiB" in message

@@ -62,8 +62,12 @@ def _output_paths(out: str | None, model_name: str, seeds: list[int]) -> list[Pa
 @click.option("--refiner", default=None, metavar="REF", help="SDXL refiner to hand the last steps to.")
 @click.option("--refiner-switch", type=click.FloatRange(0.05, 0.95), default=0.8, show_default=True,
               help="Fraction of the steps done by the base model before the refiner.")
-@click.option("--cpu-offload", is_flag=True, help="Keep models in RAM and move each to the GPU when used (needs accelerate).")
+@click.option("--cpu-offload", type=click.Choice(("model", "sequential")), is_flag=False, flag_value="model", default=None,
+              help="Keep models in RAM and move each whole model (model, the default) or each layer (sequential: least "
+                   "memory, slowest) to the GPU when used.")
 @click.option("--vae-tiling", is_flag=True, help="Decode the image in tiles (large sizes on small GPUs).")
+@click.option("--vae-slicing", is_flag=True, help="Decode a batch one image at a time.")
+@click.option("--attention-slicing", is_flag=True, help="Compute attention in slices: less peak memory, slower.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the denoiser (slow first image, faster after).")
 @click.option("--offline", is_flag=True, help="Never fetch configs; use --config-dir or the cache.")
 @json_option
@@ -87,8 +91,10 @@ def generate(
     dtype: str | None,
     refiner: str | None,
     refiner_switch: float,
-    cpu_offload: bool,
+    cpu_offload: str | None,
     vae_tiling: bool,
+    vae_slicing: bool,
+    attention_slicing: bool,
     compile_model: bool,
     offline: bool,
     as_json: bool,
@@ -107,7 +113,7 @@ def generate(
         click.echo(f"Loading {ref}…", err=True)
     runtime = pipeline(
         ref, sampler=sampler, loras=list(loras), device=device, dtype=dtype, family=family, config_dir=config_dir,
-        cpu_offload=cpu_offload, vae_tiling=vae_tiling, compile=compile_model, refiner=refiner,
+        cpu_offload=cpu_offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing, attention_slicing=attention_slicing, compile=compile_model, refiner=refiner,
         refiner_switch=refiner_switch, offline=offline,
     )
     load_s = time.perf_counter() - t0
