@@ -178,6 +178,23 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc.split("@")[-1], parts.path, "", ""))
 
 
+_SECRET_PARAM = re.compile(r"(token|key|sig|signature|secret|password|auth|credential|policy|x-amz-|x-goog-)", re.I)
+
+
+def shown_url(url: str) -> str:
+    """The URL as requested, query included (``?fileId=``, ``?type=VAE``), with secret-looking values masked.
+
+    What ``--dry-run --json`` prints: the query says which file is asked for, so it stays; tokens and
+    signatures never appear (their values become ``***``), nor does a user:password in the host.
+    """
+    parts = urlsplit(url)
+    query = "&".join(
+        f"{key}=***" if _SECRET_PARAM.search(unquote(key)) else (f"{key}={value}" if eq else key)
+        for key, eq, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, parts.netloc.split("@")[-1], parts.path, query, ""))
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
     if not value:

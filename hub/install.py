@@ -290,7 +290,9 @@ def plan_for(hub: Hub, ref: Ref, ctx: SourceContext) -> tuple[Source, DownloadPl
     """Ask the owning source (or, for a hash, each source in preference order) for a download plan."""
     if ref.scheme != "hash":
         source = source_for(ref)
-        return source, source.plan(ctx, ref)
+        plan = source.plan(ctx, ref)
+        plan.warnings[:0] = [w for w in ref.warnings if w not in plan.warnings]  # e.g. an AIR type we do not know
+        return source, plan
     asked, problems = [], []
     for source in _ordered_sources(hub):
         asked.append(source.name)

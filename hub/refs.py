@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -18,7 +19,8 @@ from .errors import BadReferenceError
 ACCEPTED_FORMS = """accepted reference forms:
   civitai:<modelId>[@<versionId>][/<file name or file id>]   e.g. civitai:4201@130072
   civitai:@<versionId>                                        a version without its model id
-  urn:air:<ecosystem>:<type>:civitai:<modelId>[@<versionId>]  a Civitai AIR
+  urn:air:<ecosystem>:<type>:civitai:<modelId>[@<versionId>][+<fileId>]  a Civitai AIR
+                                                              (air:… and bare <ecosystem>:<type>:civitai:… too)
   https://civitai.com/models/<id>[?modelVersionId=<id>]       a pasted Civitai page or download URL
   hf:<org>/<repo>[/<path in repo>][@<revision>]               e.g. hf:stabilityai/sdxl-vae/sdxl_vae.safetensors
   https://huggingface.co/<org>/<repo>/blob|resolve/<rev>/<path>  (hf-mirror.com too)
@@ -66,6 +68,8 @@ class Ref:
     selectors: tuple[tuple[str, str], ...] = ()
     air_ecosystem: str | None = None
     air_type: str | None = None
+    # Things to tell the user about the text itself (an AIR ecosystem or type we do not know yet).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     # Friendlier names for Hugging Face references.
     @property
@@ -100,7 +104,7 @@ class Ref:
             text += "?" + "&".join(f"{k}={v}" for k, v in self.selectors)
         return text
 
-    def with_ids(self, **changes: str | None) -> Ref:
+    def with_ids(self, **changes: Any) -> Ref:
         """A copy with some ids filled in (e.g. the version a model reference resolved to)."""
         values = {
             "scheme": self.scheme,
@@ -113,6 +117,7 @@ class Ref:
             "selectors": self.selectors,
             "air_ecosystem": self.air_ecosystem,
             "air_type": self.air_type,
+            "warnings": self.warnings,
         }
         values.update(changes)
         return Ref(**values)  # type: ignore[arg-type]
@@ -145,6 +150,11 @@ def parse(text: str | Ref, *, hosts: Mapping[str, str] | None = None) -> Ref:
     lower = text.lower()
     if lower.startswith("urn:air:"):
         return _parse_air(raw, text)
+    if lower.startswith("air:"):  # the AIR guide: "urn:" is optional
+        return _parse_air(raw, "urn:" + text)
+    bare = lower.split(":")
+    if len(bare) >= 4 and bare[2] in AIR_SOURCES and bare[0] not in ("civitai", "hf", "huggingface", "liblib", "liblibai"):
+        return _parse_air(raw, "urn:air:" + text)  # bare <ecosystem>:<type>:<source>:<id>, also from the guide
     if lower.startswith(("http://", "https://")):
         return _parse_url(raw, text, hosts or {})
     scheme, sep, rest = text.partition(":")
@@ -255,22 +265,65 @@ def _parse_liblib(raw: str, rest: str) -> Ref:
     return Ref(scheme="liblib", text=raw, model_id=model_uuid, version_id=version_uuid or None)
 
 
+# AIR parts known from Civitai's AIR guide and its live "air" fields; new ones appear every month,
+# so an unknown ecosystem or type is a warning, not an error.
+AIR_ECOSYSTEMS = frozenset({
+    "sd1", "sd2", "sd3", "sdxl", "sdxl-turbo", "pony", "illustrious", "noobai", "flux1", "flux", "flux2", "sc",
+    "hunyuan", "hunyuanvideo", "ltxv", "mochi", "wan", "wanvideo", "hidream", "cogvideox", "kolors", "lumina",
+    "auraflow", "pixart", "chroma", "qwen", "odor", "gpt", "imagen4", "veo3", "seedream", "other",
+})
+AIR_TYPES = frozenset({
+    "model", "checkpoint", "lora", "lycoris", "locon", "dora", "embedding", "textualinversion", "hypernet",
+    "hypernetwork", "aestheticgradient", "controlnet", "upscaler", "motion", "motionmodule", "vae", "poses",
+    "wildcards", "workflows", "workflow", "detection", "other", "image", "gallery", "post", "tag", "article",
+    "question", "answer", "user",
+})
+AIR_SOURCES = ("civitai", "huggingface", "hf", "liblib", "liblibai", "openai", "leonardo")
+_AIR_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
 def _parse_air(raw: str, text: str) -> Ref:
-    # urn:air:{ecosystem}:{type}:{source}:{id}[@{version}][:{layer}][.{format}]
+    """``urn:air:{ecosystem}:{type}:{source}:{id}[@{version}][+{fileId}][:{layer}][.{format}]``.
+
+    Each malformed part is named in the error; an unknown (but well-formed) ecosystem or type is
+    kept and noted in ``Ref.warnings``, because Civitai adds ecosystems faster than we release.
+    """
+    shape = "an AIR is urn:air:<ecosystem>:<type>:<source>:<id>[@<version>][+<fileId>]"
     parts = text.split(":")
     if len(parts) < 6:
-        raise _bad(raw, "an AIR is urn:air:<ecosystem>:<type>:<source>:<id>[@<version>]")
-    ecosystem, kind, source = parts[2].lower(), parts[3].lower(), parts[4].lower()
-    id_part = parts[5]
-    id_part = re.sub(r"\.[A-Za-z0-9]+$", "", id_part)  # optional .format suffix
+        raise _bad(raw, f"{shape}; this one has {max(0, len(parts) - 2)} of its 4 parts")
+    ecosystem, kind, source = parts[2].strip().lower(), parts[3].strip().lower(), parts[4].strip().lower()
+    for label, value in (("ecosystem", ecosystem), ("type", kind), ("source", source)):
+        if not value:
+            raise _bad(raw, f"the AIR {label} is empty ({shape})")
+        if not _AIR_NAME.match(value):
+            raise _bad(raw, f"the AIR {label} {value!r} is not a name (letters, digits, '.', '-', '_')")
+    warnings = []
+    if ecosystem not in AIR_ECOSYSTEMS:
+        warnings.append(f"AIR ecosystem {ecosystem!r} is not one sdhub knows; using the reference anyway")
+    if kind not in AIR_TYPES:
+        warnings.append(f"AIR type {kind!r} is not one sdhub knows; using the reference anyway")
+    id_part = parts[5].strip()
+    id_part = re.sub(r"\.[A-Za-z][A-Za-z0-9]*$", "", id_part)  # optional .format suffix
+    extra = {"air_ecosystem": ecosystem, "air_type": kind, "warnings": tuple(warnings)}
     if source == "civitai":
-        ref = _parse_civitai(raw, id_part)
-        return ref.with_ids(air_ecosystem=ecosystem, air_type=kind)
+        ids, plus, file_id = id_part.partition("+")
+        model_id, at, version_id = ids.partition("@")
+        if not model_id:
+            raise _bad(raw, "the AIR id (model id) is empty")
+        if not _DIGITS.match(model_id):
+            raise _bad(raw, f"the AIR id {model_id!r} is not a Civitai model id (a number)")
+        if at and not _DIGITS.match(version_id):
+            raise _bad(raw, f"the AIR version {version_id!r} is not a Civitai version id (a number)")
+        if plus and not _DIGITS.match(file_id):
+            raise _bad(raw, f"the AIR file id {file_id!r} (after '+') is not a Civitai file id (a number)")
+        if plus and not at:
+            raise _bad(raw, "an AIR file id (+<fileId>) needs a version (<id>@<version>+<fileId>)")
+        return _parse_civitai(raw, ids + (f"/{file_id}" if plus else "")).with_ids(**extra)
     if source in ("huggingface", "hf"):
-        ref = _parse_hf(raw, ":".join(parts[5:]))
-        return ref.with_ids(air_ecosystem=ecosystem, air_type=kind)
+        return _parse_hf(raw, ":".join(parts[5:])).with_ids(**extra)
     if source in ("liblib", "liblibai"):
-        return _parse_liblib(raw, id_part).with_ids(air_ecosystem=ecosystem, air_type=kind)
+        return _parse_liblib(raw, id_part).with_ids(**extra)
     raise _bad(raw, f"AIR source {source!r} is not supported (civitai, huggingface, liblib are)")
 
 

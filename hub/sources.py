@@ -155,12 +155,12 @@ class DownloadPlan:
         return self.sha256 or f"{self.source}:{self.source_info.model_id}:{self.source_info.version_id}:{self.filename}"
 
     def to_dict(self) -> dict[str, Any]:
-        from .download import redact_url
+        from .download import shown_url
 
         return {
             "source": self.source,
             "ref": self.ref,
-            "url": redact_url(self.url),
+            "url": shown_url(self.url),  # the query picks the file; secrets in it are masked
             "filename": self.filename,
             "size": self.size,
             "sha256": self.sha256,

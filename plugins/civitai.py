@@ -351,7 +351,12 @@ class CivitaiSource(Source):
         hashes = published_hashes(file)
         url = file.get("downloadUrl") or version.get("downloadUrl") or f"{self.base(ctx)}/api/download/models/{version_id}"
         url = self._rebase(ctx, url)
-        if ref.selectors and not file.get("downloadUrl"):
+        if ref.file and len(files) > 1 and not file.get("primary"):
+            # An exact file (civitai:…/<fileId>, an AIR's +<fileId>): ask for it by id too, which the
+            # download endpoint honours exactly; type/format/size/fp alone may match several files.
+            if "fileId=" not in urlsplit(url).query:
+                url += ("&" if "?" in url else "?") + urlencode([("fileId", str(file.get("id")))])
+        elif ref.selectors and not file.get("downloadUrl"):
             url += ("&" if "?" in url else "?") + urlencode(list(ref.selectors))
         base_model = version.get("baseModel")
         ea = early_access_until(version)

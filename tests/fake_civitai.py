@@ -14,7 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -122,7 +122,10 @@ class FakeCivitai:
         hashes.update(f.hash_overrides)
         url = f"https://civitai.com/api/download/models/{v.id}"
         if not f.primary:
-            url += f"?type={f.type.replace(' ', '%20')}&format={f.metadata.get('format')}"
+            # civitai/civitai: src/server/common/model-helpers.ts createModelFileDownloadUrl adds the
+            # file's type and metadata (format, size, fp) to non-primary files' links.
+            query = [("type", f.type)] + [(k, str(f.metadata[k])) for k in ("format", "size", "fp") if f.metadata.get(k)]
+            url += "?" + urlencode(query, quote_via=quote)
         url = f.download_url or url
         return {
             "id": f.id,

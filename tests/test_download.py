@@ -433,3 +433,10 @@ def test_no_content_length_streams_to_eof(server, tmp_path):
     res = engine().fetch(server.url + "/dl/17", tmp_path)
     assert res.sha256 == hashlib.sha256(data).hexdigest()
     assert os.path.getsize(res.part_path) == len(data)
+
+
+def test_shown_url_keeps_the_query_but_masks_secrets() -> None:
+    from hub.download import shown_url
+
+    url = "https://u:p@civitai.com/api/download/models/2?type=VAE&fileId=3&token=abc&X-Amz-Signature=ff"
+    assert shown_url(url) == "https://civitai.com/api/download/models/2?type=VAE&fileId=3&token=***&X-Amz-Signature=***"

@@ -113,6 +113,35 @@ def test_each_file_of_a_version_answers_only_its_own_reference(hub, world, tmp_p
         assert resolve(hub, ref).path.name == name, ref
 
 
+def test_air_with_a_file_id_installs_exactly_that_file(hub, world, tmp_path, run_cli):
+    """The AIR guide's own example: model 827184, version 2514310, file 2402203 (one of several)."""
+    fp16, fp32, vae = (sdxl_lora_bytes(tmp_path, seed=s) for s in (51, 52, 53))
+    world["civitai"].add(CModel(827184, "WAI-illustrious-SDXL", "Checkpoint", versions=[
+        CVersion(2514310, "v16.0", "Illustrious", files=[
+            CFile(2402200, "waiIllustriousSDXL_v160.safetensors", fp16),
+            CFile(2402203, "waiIllustriousSDXL_v160_fp32.safetensors", fp32, primary=False,
+                  metadata={"format": "SafeTensor", "size": "full", "fp": "fp32"}),
+            CFile(2402204, "waiIllustriousSDXL_v160_vae.safetensors", vae, type="VAE", primary=False),
+        ])]))
+    air = "urn:air:sdxl:checkpoint:civitai:827184@2514310+2402203"
+    dry = run_cli("install", "--dry-run", "--json", air)
+    assert dry.exit_code == 0, dry.output
+    assert "fileId=2402203" in dry.stdout
+    result = install(hub, air)
+    assert Path(result.path).name == "waiIllustriousSDXL_v160_fp32.safetensors"
+    assert Path(result.path).read_bytes() == fp32
+    assert result.record.sources[0].file_id == "2402203"
+    for other in ("air:sdxl:checkpoint:civitai:827184@2514310+2402204", "sdxl:checkpoint:civitai:827184@2514310"):
+        assert Path(install(hub, other).path).read_bytes() in (vae, fp16)
+    assert Path(resolve(hub, "sdxl:checkpoint:civitai:827184@2514310").path).read_bytes() == fp16
+
+
+def test_unknown_air_type_installs_with_a_warning(world, run_cli):
+    result = run_cli("install", "--dry-run", "urn:air:sdxl:styleblock:civitai:1001@2002")
+    assert result.exit_code == 0, result.output
+    assert "Warning: AIR type 'styleblock' is not one sdhub knows" in result.stderr
+
+
 def test_hf_repo_reference_answers_only_with_its_weights_file(hub, world, tmp_path):
     world["hf"].app.add(HFRepo("acme/one", {"one.safetensors": sdxl_lora_bytes(tmp_path, seed=41), "README.md": b"# one\n",
                                             "sub/one.safetensors": sdxl_lora_bytes(tmp_path, seed=42)}, commit="e" * 40,

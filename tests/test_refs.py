@@ -25,6 +25,16 @@ U1, U2 = "0123456789abcdef0123456789ABCDEF", "fedcba9876543210fedcba9876543210"
          Ref("civitai", model_id="328553", version_id="368189", air_ecosystem="sdxl", air_type="lora")),
         ("urn:air:sd1:checkpoint:civitai:4201@130072.safetensors",
          Ref("civitai", model_id="4201", version_id="130072", air_ecosystem="sd1", air_type="checkpoint")),
+        # Civitai's AIR guide (civitai/civitai-developer-docs): a file id after '+', and "urn:" / "urn:air:" optional
+        ("urn:air:sdxl:checkpoint:civitai:827184@2514310+2402203",
+         Ref("civitai", model_id="827184", version_id="2514310", file="2402203", air_ecosystem="sdxl",
+             air_type="checkpoint")),
+        ("air:sdxl:lora:civitai:328553@368189",
+         Ref("civitai", model_id="328553", version_id="368189", air_ecosystem="sdxl", air_type="lora")),
+        ("sdxl:lora:civitai:328553@368189",
+         Ref("civitai", model_id="328553", version_id="368189", air_ecosystem="sdxl", air_type="lora")),
+        ("URN:AIR:SDXL:LoRA:Civitai:328553@368189",
+         Ref("civitai", model_id="328553", version_id="368189", air_ecosystem="sdxl", air_type="lora")),
         ("https://civitai.com/models/4201/realistic-vision?modelVersionId=130072",
          Ref("civitai", model_id="4201", version_id="130072")),
         ("https://civitai.com/models/4201", Ref("civitai", model_id="4201")),
@@ -101,6 +111,15 @@ def test_configured_hosts_are_recognised():
         ("https://civitai.com/images/123", "not a Civitai model page"),
         ("https://huggingface.co/datasets/org/ds", "datasets and spaces"),
         ("urn:air:sdxl:lora:tensorart:1@2", "AIR source 'tensorart'"),
+        ("urn:air:sdxl:lora:civitai", "of its 4 parts"),
+        ("urn:air::lora:civitai:1@2", "the AIR ecosystem is empty"),
+        ("urn:air:sdxl::civitai:1@2", "the AIR type is empty"),
+        ("urn:air:sd xl:lora:civitai:1@2", "the AIR ecosystem 'sd xl' is not a name"),
+        ("urn:air:sdxl:lora:civitai:abc@2", "the AIR id 'abc' is not a Civitai model id"),
+        ("urn:air:sdxl:lora:civitai:1@v2", "the AIR version 'v2' is not a Civitai version id"),
+        ("urn:air:sdxl:lora:civitai:1@2+x9", "the AIR file id 'x9' (after '+')"),
+        ("urn:air:sdxl:lora:civitai:1+9", "needs a version"),
+        ("air:sdxl:lora:civitai:@2", "the AIR id (model id) is empty"),
         ("9gag:1", "unknown scheme"),
         ("C:\\models\\x.safetensors", "looks like a file path"),
         ("just some words", "no scheme"),
@@ -133,3 +152,18 @@ def test_unowned_scheme_is_refused_when_used(run_cli) -> None:  # type: ignore[n
     assert "no registered source handles 'civitia:4201'" in result.stderr
     assert "did you mean civitai:?" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_unknown_air_ecosystem_or_type_is_kept_with_a_warning() -> None:
+    ref = parse("urn:air:zimage:styleblock:civitai:1@2")
+    assert (ref.model_id, ref.version_id, ref.air_ecosystem, ref.air_type) == ("1", "2", "zimage", "styleblock")
+    assert ref.warnings == ("AIR ecosystem 'zimage' is not one sdhub knows; using the reference anyway",
+                            "AIR type 'styleblock' is not one sdhub knows; using the reference anyway")
+    assert parse("urn:air:sdxl:lora:civitai:1@2").warnings == ()
+
+
+def test_malformed_air_is_one_error_line_naming_the_part(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("install", "--dry-run", "urn:air:sdxl:lora:civitai:1@2+x9")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "the AIR file id 'x9' (after '+')" in errors[0]
