@@ -49,7 +49,7 @@ MODELS: dict[str, tuple[str, str, str | None, list[str], str]] = {
     "sd35_medium": ("sd3", "checkpoint", "medium", ["dit", "vae"], "bf16"),
     "flux_dev": ("flux", "diffusion_model", "dev", ["dit"], "bf16"),
     "flux_schnell": ("flux", "diffusion_model", "schnell", ["dit"], "bf16"),
-    "flux_dev_fp8_aio": ("flux", "checkpoint", "dev", ["dit", "vae", "clip_l", "t5"], "fp8"),
+    "flux_dev_fp8_aio": ("flux", "checkpoint", "dev", ["dit", "vae", "clip_l", "t5"], "fp8_e4m3fn"),
     "unet_sd15_ldm": ("sd1", "diffusion_model", None, ["unet"], "fp16"),
     "unet_sdxl_diffusers": ("sdxl", "diffusion_model", None, ["unet"], "fp16"),
     "dit_sd3_diffusers": ("sd3", "diffusion_model", "medium", ["dit"], "fp16"),
@@ -710,3 +710,45 @@ def test_kolors_unet_is_not_sdxl(tmp_path: Path) -> None:
 def test_chroma_and_flux2_keep_flux1_unchanged(tmp_path: Path) -> None:
     dev = identify_path(write_fixture(tmp_path, "flux_dev"), families=FAMILIES)
     assert (dev.family, dev.variant, dev.runnable) == ("flux", "dev", True)
+
+
+def _bnb4(tensors: dict[str, tuple[str, list[int]]], quant: str = "nf4") -> dict[str, tuple[str, list[int]]]:
+    """Quantise every 2-D linear weight the way bitsandbytes' Params4bit serialises it (QuantState.as_dict
+    packed=True): U8 [numel/2, 1] plus .absmax (blocksize 64), .quant_map, nested_* and the packed state."""
+    out: dict[str, tuple[str, list[int]]] = {}
+    for name, (dtype, shape) in tensors.items():
+        if name.endswith(".weight") and len(shape) == 2 and "norm" not in name:
+            numel = shape[0] * shape[1]
+            out[name] = ("U8", [numel // 2, 1])
+            out[name + ".absmax"] = ("U8", [numel // 64])
+            out[name + ".quant_map"] = ("F32", [16])
+            out[name + ".nested_absmax"] = ("F32", [max(1, numel // 64 // 256)])
+            out[name + ".nested_quant_map"] = ("F32", [256])
+            out[name + f".quant_state.bitsandbytes__{quant}"] = ("U8", [100])
+        else:
+            out[name] = (dtype, list(shape))
+    return out
+
+
+@pytest.mark.parametrize("quant", ["nf4", "fp4"])
+def test_bitsandbytes_4bit_flux(tmp_path: Path, quant: str) -> None:
+    """flux1-dev-bnb-nf4 layout: packed U8 weights whose true widths come back from their biases."""
+    spec = load_spec("flux_dev")
+    ident = identify_path(write_sparse(tmp_path / "nf4.safetensors", _bnb4(
+        {k: (d, list(s)) for k, (d, s) in spec["tensors"].items()}, quant)), families=FAMILIES)
+    assert (ident.family, ident.variant, ident.precision) == ("flux", "dev", quant)
+    assert ident.details["quantization"] == f"bitsandbytes_{quant}"
+    assert any("bitsandbytes" in e.because for e in ident.because("precision"))
+
+
+def test_fp8_precision_names_and_scaled_fp8(tmp_path: Path) -> None:
+    spec = load_spec("flux_dev")
+    e5 = {k: ("F8_E5M2" if len(s) == 2 else d, list(s)) for k, (d, s) in spec["tensors"].items()}
+    ident = identify_path(write_sparse(tmp_path / "e5m2.safetensors", e5), families=FAMILIES)
+    assert (ident.family, ident.precision) == ("flux", "fp8_e5m2")
+    e4 = {k: ("F8_E4M3" if len(s) == 2 else d, list(s)) for k, (d, s) in spec["tensors"].items()}
+    scaled = {**e4, "scaled_fp8": ("F8_E4M3", [0]),
+              **{k[: -len("weight")] + "scale_weight": ("F32", [1]) for k, (d, s) in e4.items() if d == "F8_E4M3"}}
+    ident = identify_path(write_sparse(tmp_path / "scaled.safetensors", scaled), families=FAMILIES)
+    assert (ident.family, ident.variant, ident.precision) == ("flux", "dev", "fp8_e4m3fn")
+    assert ident.details["quantization"] == "comfyui_scaled_fp8"

@@ -42,8 +42,9 @@ CLIP_BY_WIDTH = {768: "clip_l", 1024: "clip_h", 1280: "clip_g"}
 T5_BY_WIDTH = {4096: "t5", 2048: "t5xl"}
 COMPONENT_ORDER = ("unet", "dit", "vae", "clip_l", "clip_h", "clip_g", "t5", "t5xl", "text_encoder")
 
-PRECISION_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64", "F8_E4M3": "fp8",
-                   "F8_E5M2": "fp8", "F8_E4M3FNUZ": "fp8", "F8_E5M2FNUZ": "fp8", "F8_E8M0": "fp8",
+PRECISION_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64", "F8_E4M3": "fp8_e4m3fn",
+                   "F8_E5M2": "fp8_e5m2", "F8_E4M3FNUZ": "fp8_e4m3fnuz", "F8_E5M2FNUZ": "fp8_e5m2fnuz",
+                   "F8_E8M0": "fp8_e8m0",
                    "F4": "fp4", "F6_E2M3": "fp6", "F6_E3M2": "fp6", "I8": "int8", "U8": "uint8"}
 
 
@@ -166,8 +167,67 @@ def ordered(families: Iterable[Family]) -> list[Family]:
     return sorted(fams, key=lambda f: -f.priority)
 
 
+# -- quantised files --------------------------------------------------------------------------------
+BNB_SUFFIXES = (".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map")
+BNB_STATE = ".quant_state.bitsandbytes__"
+
+
+def bnb_unpacked(view: HeaderView) -> tuple[HeaderView, str, list[Evidence]] | None:
+    """A bitsandbytes 4-bit file (``W`` packed as U8 ``[numel/2, 1]`` plus ``W.absmax``, ``W.quant_map``,
+    ``W.quant_state.bitsandbytes__nf4``...) seen with the quantisation state dropped and each packed
+    weight's true shape restored where its bias gives the out-features (in = 2 x packed / out).
+    Weights without a bias keep their packed shape, so no width is ever guessed."""
+    states = [k for k in view.sorted_names if BNB_STATE in k]
+    if not states:
+        return None
+    kinds = sorted({k.rsplit("__", 1)[-1] for k in states})
+    quant = kinds[0] if len(kinds) == 1 else "+".join(kinds)
+    raw = view.raw
+    out: dict[str, dict[str, Any]] = {}
+    restored = packed = 0
+    for name, entry in raw.items():
+        if BNB_STATE in name or name.endswith(BNB_SUFFIXES):
+            continue
+        out[name] = entry
+        if name + BNB_STATE + kinds[0] in raw or any(name + BNB_STATE + k in raw for k in kinds):
+            packed += 1
+            bias = raw.get(name[: -len("weight")] + "bias") if name.endswith("weight") else None
+            numel = math.prod(entry["shape"]) * 2
+            if bias is not None and len(bias["shape"]) == 1 and bias["shape"][0] and numel % bias["shape"][0] == 0:
+                out[name] = {**entry, "shape": [bias["shape"][0], numel // bias["shape"][0]]}
+                restored += 1
+    ev = [Evidence("precision", quant, f"{len(states)} {BNB_STATE.strip('.')}{quant} states (e.g. {states[0]}): "
+                                       f"bitsandbytes 4-bit {quant}; {restored} of {packed} packed weights' shapes "
+                                       "restored from their biases")]
+    return HeaderView(out, view.metadata), quant, ev
+
+
+def scaled_fp8(view: HeaderView) -> Evidence | None:
+    """ComfyUI's scaled fp8 (``scaled_fp8`` marker tensor, per-layer ``.scale_weight``)."""
+    if view.has("scaled_fp8") or view.has("model.diffusion_model.scaled_fp8"):
+        return Evidence("precision", "fp8_scaled", "scaled_fp8 marker tensor (ComfyUI scaled fp8: weights x .scale_weight)")
+    return None
+
+
 def identify_view(view: HeaderView, families: Sequence[Family], fmt: str = "safetensors") -> Identification:
     """Identify the tensors in ``view`` (a safetensors header or a scanned pickle)."""
+    bnb = bnb_unpacked(view)
+    if bnb is not None:
+        ident = _identify_view(bnb[0], families, fmt)
+        ident.tensors = len(view.raw)
+        ident.precision = bnb[1]
+        ident.details["quantization"] = f"bitsandbytes_{bnb[1]}"
+        ident.evidence = [e for e in ident.evidence if e.what != "precision"] + bnb[2]
+        return ident
+    ident = _identify_view(view, families, fmt)
+    fp8 = scaled_fp8(view)
+    if fp8 is not None and ident.precision and ident.precision.startswith("fp8"):
+        ident.details["quantization"] = "comfyui_scaled_fp8"
+        ident.evidence.append(fp8)
+    return ident
+
+
+def _identify_view(view: HeaderView, families: Sequence[Family], fmt: str = "safetensors") -> Identification:
     ident = Identification(format=fmt, tensors=len(view.raw), metadata=summarize_metadata(view.metadata))
     fams = ordered(families)
     if not view.raw:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped when the classifier's answers change, so stored identifications can be refreshed.
-IDENTIFY_VERSION = 9
+IDENTIFY_VERSION = 10
 
 KINDS = ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora", "embedding", "unknown")
 UNKNOWN = "unknown"
