@@ -19,6 +19,7 @@ from typing import Any
 from .catalogue import Catalogue, FileRecord, SourceInfo
 from .catalogue.models import utcnow
 from .config import Settings, load_settings
+from .refs import ACCEPTED_FORMS, catalogue_id  # ACCEPTED_FORMS: the CLI shows it in --help
 from .errors import (
     AmbiguousReferenceError,
     FileAccessError,
@@ -460,6 +461,8 @@ class Hub:
     def get(self, ref: str) -> FileRecord:
         """A catalogued file by id, path, hash (≥ 8 hex, any of the six), source reference or name."""
         matches = self._match(ref)
+        if not matches and catalogue_id(ref) is not None:
+            raise NotInCatalogueError(f"there is no file #{catalogue_id(ref)} in the catalogue (`sdhub list` shows the ids)")
         if not matches:
             raise NotInCatalogueError(
                 f"{ref!r} matches nothing in the catalogue (try `sdhub list`, or `sdhub scan` / `sdhub install` it first)"

@@ -198,7 +198,12 @@ def parse_ref(hub: Hub, ref: str | Ref) -> Ref:
         hosts = url_hosts(hub.settings)
     except SdhubError:
         hosts = {}
-    return refs_mod.parse(ref, hosts=hosts)
+    try:
+        return refs_mod.parse(ref, hosts=hosts)
+    except BadReferenceError:
+        if refs_mod.catalogue_id(ref) is not None:
+            hub.get(ref)  # "#99" not catalogued: say there is no file #99, not "cannot understand reference"
+        raise
 
 
 def _on_disk(records: Iterable[FileRecord]) -> list[FileRecord]:

@@ -126,15 +126,19 @@ class Ref:
         return self.canonical()
 
 
+FORMS_HINT = "`sdhub install --help` lists the accepted forms"
+
+
 def _bad(text: str, why: str) -> BadReferenceError:
-    return BadReferenceError(f"cannot understand reference {text!r}: {why}\n{ACCEPTED_FORMS}")
+    """One line: what is wrong and where the forms are (the 14-line list lives in ``--help``, not in every error)."""
+    return BadReferenceError(f"cannot understand reference {text!r}: {why} ({FORMS_HINT})")
 
 
 _PLUGIN_SCHEME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
 
 def parse(text: str | Ref, *, hosts: Mapping[str, str] | None = None) -> Ref:
-    """Parse any accepted form into a :class:`Ref`; raise :class:`BadReferenceError` listing the forms.
+    """Parse any accepted form into a :class:`Ref`; raise a one-line :class:`BadReferenceError` saying why.
 
     ``hosts`` maps extra host names (``"127.0.0.1:8080"``) to a scheme, so pasted URLs of configured
     endpoints (self-hosted mirrors, test servers) are recognised like the public ones.
@@ -400,6 +404,15 @@ def _hf_url(raw: str, segs: list[str]) -> Ref:
         rev_part = "" if segs[3] == "main" else f"@{segs[3]}"
         return _parse_hf(raw, f"{repo}/{rest}{rev_part}" if rest else f"{repo}{rev_part}")
     raise _bad(raw, "Hugging Face file links are /<org>/<repo>/blob|resolve/<revision>/<path>")
+
+
+def catalogue_id(ref: str) -> int | None:
+    """The id in ``#12`` / ``id:12`` (catalogue ids, not source references); None for anything else."""
+    ref = ref.strip()
+    for prefix in ("#", "id:"):
+        if ref.startswith(prefix) and ref[len(prefix):].isdigit():
+            return int(ref[len(prefix):])
+    return None
 
 
 def looks_like_reference(text: str) -> bool:

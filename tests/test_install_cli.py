@@ -451,8 +451,11 @@ def test_cli_install_json_and_repeat(world, run_cli):
 def test_cli_bad_reference_is_one_clear_error(world, run_cli):
     res = run_cli("install", "civitai:abc")
     assert res.exit_code == 1
-    assert "Civitai model ids are numbers" in res.stderr and "accepted reference forms" in res.stderr
+    assert "Civitai model ids are numbers" in res.stderr and "sdhub install --help" in res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("Error: ")  # one line; the forms are in --help
     assert "Traceback" not in res.output
+    helped = run_cli("install", "--help")
+    assert "accepted reference forms" in helped.stdout and "civitai:<modelId>" in helped.stdout
 
 
 def test_cli_install_many_continues_after_a_failure(world, run_cli):

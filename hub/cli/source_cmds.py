@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import SdhubError, SourceError
+from ..api import ACCEPTED_FORMS
 from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
 
 
@@ -79,7 +80,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@cli.command()
+@cli.command(epilog="\b\n" + ACCEPTED_FORMS)
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched, from where and how big; download nothing.")
 @click.option("--connections", type=click.IntRange(1, 32), default=None,
