@@ -716,7 +716,9 @@ def lookup(
         except Exception as exc:  # as in search: report the source, ask the next one
             for sha in pending:
                 for res, _rec in by_sha[sha]:
-                    res.error = f"{source.name}: {source_failure(source.name, 'lookup', exc)}"
+                    # every source that failed is named, not only the last one asked
+                    failure = f"{source.name}: {source_failure(source.name, 'lookup', exc)}"
+                    res.error = f"{res.error}; {failure}" if res.error else failure
             continue
         for sha, info in found.items():
             for res, rec in by_sha.get(sha, []):

@@ -168,8 +168,11 @@ def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> N
     """Find local files at Civitai / LiblibAI by SHA-256 and attach what they know to the catalogue."""
 
     results = get_hub().lookup(list(paths), sources=list(sources) or None)
+    all_failed = any(r.error for r in results) and not any(r.found for r in results)
     if as_json:
         emit_json([r.to_dict() for r in results])
+        if all_failed:  # same exit code as text mode: scripts must see that nothing could be looked up
+            sys.exit(1)
         return
     rows = []
     for r in results:
@@ -185,5 +188,5 @@ def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> N
         if r.family_mismatch:
             click.echo(f"Warning: {r.path}: family mismatch: {r.family_mismatch}", err=True)
     print_table(rows, ["PATH", "SOURCE", "MODEL"])
-    if any(r.error for r in results) and not any(r.found for r in results):
+    if all_failed:
         sys.exit(1)
