@@ -589,6 +589,10 @@ def pipeline(
     offload = _offload_mode(cpu_offload)
     if not 0.0 < refiner_switch < 1.0:  # before resolving anything (a reference may download)
         raise PipelineError(f"refiner_switch must be between 0 and 1 (got {refiner_switch})")
+    if isinstance(sampler, str):  # a typo must fail in milliseconds, not after a download or a model load
+        from .samplers import get_sampler
+
+        get_sampler(sampler, family)
     try:
         chosen_device = pick_device(device)
         chosen_dtype = pick_dtype(chosen_device, dtype)
