@@ -69,7 +69,11 @@ class RunOptions:
 
 @dataclass
 class GenerateRequest:
-    """One txt2img call. ``sampler`` is a :class:`hub.samplers.Sampler` or None for the default."""
+    """One generation call. ``sampler`` is a :class:`hub.samplers.Sampler` or None for the default.
+
+    With ``init_image`` (a PIL image already at ``width`` x ``height``) it is img2img, denoising ``strength`` of the
+    way from the image; with a ``mask`` too (white = repaint) it is inpainting.
+    """
 
     prompt: str
     negative_prompt: str = ""
@@ -81,6 +85,9 @@ class GenerateRequest:
     num_images: int = 1
     sampler: Any = None
     on_step: StepCallback | None = None
+    init_image: Any = None
+    strength: float = 0.75
+    mask: Any = None
 
 
 @dataclass(frozen=True)

@@ -474,8 +474,15 @@ class RuntimePipeline:
         num_images: int = 1,
         on_step: StepCallback | None = None,
         infotext: bool = True,
+        init_image: Any = None,
+        strength: float = 0.75,
+        mask: Any = None,
     ) -> Generation:
-        """Text to image. Unset options take the family's defaults; ``seed=None`` draws one (it is reported)."""
+        """Text to image, or img2img from ``init_image`` (a path or PIL image) and inpainting with a ``mask`` too.
+
+        Unset options take the family's defaults; ``seed=None`` draws one (it is reported). Without ``width`` and
+        ``height`` an init image keeps its own size (rounded down to a multiple of 8).
+        """
         from .samplers import Sampler, get_sampler, require_serves
 
         chosen = sampler if sampler is not None else self.sampler
@@ -483,9 +490,16 @@ class RuntimePipeline:
             chosen = get_sampler(str(chosen), self.family)
         elif chosen is not None:
             require_serves(chosen, self.family)
+        init, mask_image = _images_for(init_image, mask, strength)
+        if init is not None and not (width and height):
+            width = width or max(8, init.width // 8 * 8)
+            height = height or max(8, init.height // 8 * 8)
         width = width or self.defaults.width
         height = height or self.defaults.height
         check_size(width, height)
+        if init is not None:
+            init = _fit(init, width, height, "RGB")
+            mask_image = _fit(mask_image, width, height, "L") if mask_image is not None else None
         steps = steps or self.defaults.steps
         if steps < 1:
             raise PipelineError(f"steps must be at least 1 (got {steps})")
@@ -497,6 +511,7 @@ class RuntimePipeline:
         request = GenerateRequest(
             prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, width=width, height=height,
             seed=seed, num_images=num_images, sampler=chosen, on_step=on_step,
+            init_image=init, strength=strength, mask=mask_image,
         )
         try:
             images = self.runner.generate(request)
@@ -512,6 +527,8 @@ class RuntimePipeline:
             "family": self.family, "device": self.device, "dtype": self.dtype,
             "loras": [{"name": lora.name, "weight": lora.weight} for lora in self.loras],
         }
+        if init is not None:
+            params.update(mode="inpaint" if mask_image is not None else "img2img", strength=strength)
         texts = [self.infotext_for(request, s) if infotext else "" for s in seeds]
         return Generation(images=images, seeds=seeds, infotexts=texts, parameters=params)
 
@@ -522,6 +539,9 @@ class RuntimePipeline:
             "CFG scale": _fmt_number(request.cfg),
             "Seed": seed,
             "Size": f"{request.width}x{request.height}",
+            # A1111 writes these two for img2img and inpainting; the mask itself is not kept, as there.
+            "Denoising strength": _fmt_number(request.strength) if request.init_image is not None else None,
+            "Mask blur": 0 if request.mask is not None else None,
             "Model hash": self.model_hash(),
             "Model": Path(self.model.name).stem if self.model.name else None,
         }
@@ -641,6 +661,38 @@ def pipeline(
     runtime.warnings = warnings
     runtime.options = options
     return runtime
+
+
+def _images_for(init_image: Any, mask: Any, strength: float) -> tuple[Any, Any]:
+    """Open and check the img2img/inpaint inputs before anything runs: one clear error per bad input."""
+    if init_image is None:
+        if mask is not None:
+            raise PipelineError("a mask needs an init image to paint into (--init-image)")
+        return None, None
+    if not 0.0 < strength <= 1.0:
+        raise PipelineError(f"strength must be above 0 and at most 1 (got {strength})")
+    return _open_image(init_image, "init image"), (_open_image(mask, "mask") if mask is not None else None)
+
+
+def _open_image(value: Any, what: str) -> Any:
+    if hasattr(value, "size") and hasattr(value, "convert"):
+        return value  # already a PIL image
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(value)
+    if not path.is_file():
+        raise PipelineError(f"{what} {path} is not a file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise PipelineError(f"{what} {path} is not an image Pillow can read ({exc})") from exc
+
+
+def _fit(image: Any, width: int, height: int, mode: str) -> Any:
+    image = image.convert(mode)
+    return image if image.size == (width, height) else image.resize((width, height))
 
 
 def _is_out_of_memory(exc: BaseException) -> BaseException | None:

@@ -527,6 +527,7 @@ class DiffusersRunner(Runner):
         self.refiner = refiner
         self.refiner_switch = refiner_switch
         self.loras = loras or []
+        self._image_pipes: dict[str, Any] = {}  # img2img / inpaint views of ``pipe``, built on first use
         self.base_scheduler_config = dict(pipe.scheduler.config)
         self.base_scheduler_config["_class_name"] = type(pipe.scheduler).__name__
         self.refiner_scheduler_config = None
@@ -555,6 +556,8 @@ class DiffusersRunner(Runner):
         self.pipe.scheduler = _seeded(scheduler, seeds)
         generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         total = request.steps  # with a refiner, base and refiner share the steps
+        if request.init_image is not None:  # img2img runs only the last ``strength`` of the schedule
+            total = max(1, int(request.steps * request.strength))
         done = [0]
 
         def on_step(_pipe: Any, _i: int, _t: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -573,6 +576,8 @@ class DiffusersRunner(Runner):
             callback_on_step_end=on_step,
         )
         try:
+            if request.init_image is not None:
+                return self._from_image(request, common)
             if self.refiner is None:
                 result = self.pipe(width=request.width, height=request.height, output_type="pil", **common)
                 return list(result.images)
@@ -586,9 +591,30 @@ class DiffusersRunner(Runner):
         except Exception as exc:  # e.g. a --family that does not fit the folder's components
             raise PipelineError(f"generation failed: {_brief(exc)}") from exc
 
+    def _from_image(self, request: GenerateRequest, common: dict[str, Any]) -> list[Any]:
+        """img2img, or inpainting with a mask: diffusers' image pipelines over the loaded components (no reload)."""
+        import diffusers
+
+        if self.refiner is not None:
+            raise PipelineError("an init image and a refiner together are not supported; drop one of them")
+        inpaint = request.mask is not None
+        key = "inpaint" if inpaint else "img2img"
+        pipe = self._image_pipes.get(key)
+        if pipe is None:
+            auto = diffusers.AutoPipelineForInpainting if inpaint else diffusers.AutoPipelineForImage2Image
+            pipe = auto.from_pipe(self.pipe)
+            pipe.set_progress_bar_config(disable=True)
+            self._image_pipes[key] = pipe
+        pipe.scheduler = self.pipe.scheduler  # the request's sampler, seeded above
+        extra: dict[str, Any] = {"image": request.init_image, "strength": request.strength}
+        if inpaint:
+            extra.update(mask_image=request.mask, width=request.width, height=request.height)
+        return list(pipe(output_type="pil", **common, **extra).images)
+
     def close(self) -> None:
         self.pipe = None
         self.refiner = None
+        self._image_pipes.clear()
 
 
 SD1 = DiffusersPipeline(

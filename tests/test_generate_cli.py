@@ -206,3 +206,23 @@ def test_family_choices_of_the_cli_are_the_runtimes() -> None:
     from hub.runtime import FAMILY_CHOICES
 
     assert runtime_cmds.FAMILIES == FAMILY_CHOICES
+
+
+def test_img2img_from_the_command_line_keeps_the_init_size_and_records_the_strength(run_cli: Any, tmp_path: Path) -> None:
+    init = tmp_path / "init.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (72, 64, 3), dtype=np.uint8)).save(init)
+    out = tmp_path / "out.png"
+    result = run_cli("generate", *_model_args("sd1", "folder"), "--family", "sd1", "-p", "a red fox", "--steps", "2",
+                     "--seed", "3", "--init-image", str(init), "--strength", "0.6", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    image = Image.open(out)
+    assert image.size == (64, 72)  # the init image's size, not the family's default
+    assert "Denoising strength: 0.6" in image.text["parameters"]
+
+
+def test_mask_without_init_image_is_refused_before_loading(run_cli: Any, tmp_path: Path) -> None:
+    mask = tmp_path / "mask.png"
+    Image.new("L", (64, 64), 255).save(mask)
+    result = run_cli("generate", "civitai:1", "-p", "x", "--mask", str(mask))
+    assert result.exit_code != 0 and "a mask needs an image to paint into" in result.stderr
+    assert "Traceback" not in result.output + result.stderr

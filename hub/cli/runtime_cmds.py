@@ -50,6 +50,12 @@ def _output_paths(out: str | None, model_name: str, seeds: list[int]) -> list[Pa
 @click.option("-W", "--width", type=click.IntRange(8, 8192), default=None, help="Image width, a multiple of 8.")
 @click.option("-H", "--height", type=click.IntRange(8, 8192), default=None, help="Image height, a multiple of 8.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Random seed (drawn and printed if unset).")
+@click.option("--init-image", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="img2img: start from this image (its size unless --width/--height are given).")
+@click.option("--strength", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.75, show_default=True,
+              help="img2img/inpaint: how much of the init image is repainted (1 = all of it).")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Inpaint: a black-and-white image, white where --init-image is repainted.")
 @click.option("--lora", "loras", multiple=True, metavar="REF[:WEIGHT]", help="A LoRA (path or reference) and its weight; repeatable.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="PNG file to write (default: <model>-<seed>.png here).")
 @click.option("--batch", "num_images", type=click.IntRange(1, 64), default=1, help="Images to make (seeds seed, seed+1, …).")
@@ -82,6 +88,9 @@ def generate(
     width: int | None,
     height: int | None,
     seed: int | None,
+    init_image: str | None,
+    strength: float,
+    mask: str | None,
     loras: tuple[str, ...],
     out: str | None,
     num_images: int,
@@ -107,6 +116,8 @@ def generate(
     from .. import check_size, pipeline
 
     check_size(width, height)  # before loading gigabytes, not after
+    if mask is not None and init_image is None:
+        raise click.BadParameter("a mask needs an image to paint into: give --init-image too", param_hint="--mask")
     chatty = not (as_json or quiet)
     t0 = time.perf_counter()
     if chatty:
@@ -142,7 +153,7 @@ def generate(
     try:
         result = runtime.generate(
             prompt, negative_prompt=negative, steps=steps, cfg=cfg, width=width, height=height, seed=seed,
-            num_images=num_images, on_step=on_step,
+            num_images=num_images, on_step=on_step, init_image=init_image, strength=strength, mask=mask,
         )
     finally:
         if bar is not None:
