@@ -636,6 +636,12 @@ class Hub:
 
         return resources(self, paths, **kwargs)
 
+    def install_from(self, paths: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Any:
+        """Install the fetchable models images/workflows name, optionally into a UI's folders."""
+        from .resources.fetch import install_from
+
+        return install_from(self, paths, **kwargs)
+
 
 def _special_file_error(path: Path) -> str | None:
     """"not a regular file (a FIFO ...)" for FIFOs, devices and sockets; None for files and folders."""

@@ -107,3 +107,95 @@ def test_resources_bad_inputs_one_line_each(run_cli, world, tmp_path):
     assert len(errors) == 3 and "not JSON" in errors[0] and "no metadata" in errors[1] and "no such" in errors[2]
     assert "Traceback" not in result.output
     assert "sd_xl_base_1.0.safetensors" in result.stdout
+
+
+# -- install --from ---------------------------------------------------------------------------------
+
+
+def _scene(world, tmp_path, *, ae_hash: str | None = None, extra_models=()):
+    hf = world["hf"].endpoints[0]
+    ae = {"name": "ae.safetensors", "url": f"{hf}/acme/flux/resolve/main/ae.safetensors", "directory": "vae"}
+    if ae_hash:
+        ae["hash"], ae["hash_type"] = ae_hash, "SHA256"
+    wf = write_json(tmp_path / "wf.json", comfy_ui(top_models=[ae, *extra_models]))
+    api = comfy_api(ckpt="mine.safetensors")
+    api = {k: v for k, v in api.items() if k in ("4", "3")}  # a checkpoint we have, nothing else
+    lora_v3 = civitai_hashes(world["lora"])["AutoV3"].lower()
+    img = png(tmp_path / "img.png", prompt=json.dumps(api),
+              parameters=f"x <lora:pixel:0.7>\nSteps: 5, Seed: 1, Lora hashes: \"pixel: {lora_v3}\"")
+    return wf, img
+
+
+def test_install_from_into_comfyui_places_each_file(run_cli, world, tmp_path):
+    comfy = tmp_path / "ComfyUI"
+    comfy.mkdir()
+    wf, img = _scene(world, tmp_path, ae_hash=hashlib.sha256(world["hf_file"]).hexdigest())
+    dry = run_cli("install", "--from", str(wf), "--from", str(img), "--into", f"comfyui={comfy}", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    planned = {r["name"]: r for r in json.loads(dry.stdout)["results"]}
+    assert planned["ae.safetensors"]["outcome"] == "planned"
+    assert planned["ae.safetensors"]["placed"] == str(comfy / "models" / "vae" / "ae.safetensors")
+    assert not (comfy / "models").exists()  # a dry run writes nothing
+    with Hub() as h:
+        assert len(h.list()) == 1
+    result = run_cli("install", "--from", str(wf), "--from", str(img), "--into", f"comfyui={comfy}", "--json")
+    assert result.exit_code == 0, result.output  # the unknown ones are reported, not guessed, not failures
+    rows = {r["name"]: r for r in json.loads(result.stdout)["results"]}
+    assert rows["ae.safetensors"]["outcome"] == "installed"
+    assert (comfy / "models/vae/ae.safetensors").read_bytes() == world["hf_file"]
+    assert rows["pixel"]["outcome"] == "installed"
+    assert (comfy / "models/loras/pixel-art-xl.safetensors").read_bytes() == world["lora"]
+    assert rows["mine.safetensors"]["outcome"] == "have"
+    assert (comfy / "models/checkpoints/mine.safetensors").samefile(world["have_path"])
+    assert rows["sd_xl_base_1.0.safetensors"]["outcome"] == "unknown"
+    assert not (comfy / "models/checkpoints/sd_xl_base_1.0.safetensors").exists()
+    with Hub() as h:
+        assert len(h.list()) == 3
+    again = run_cli("install", "--from", str(img), "--into", f"comfyui={comfy}", "--json")
+    assert again.exit_code == 0, again.output
+    assert {r["outcome"] for r in json.loads(again.stdout)["results"]} == {"have"}
+
+
+def test_install_from_workflow_hash_must_match(run_cli, world, tmp_path):
+    wf, _img = _scene(world, tmp_path, ae_hash="ab" * 32)
+    result = run_cli("install", "--from", str(wf))
+    assert result.exit_code == 1
+    assert any("names SHA-256 " + "ab" * 32 in line for line in result.stderr.splitlines() if line.startswith("Error:"))
+    with Hub() as h:
+        assert [r.name for r in h.list()] == ["mine.safetensors"]  # nothing downloaded
+
+
+def test_install_from_unknown_host_needs_allow_host(run_cli, world, tmp_path):
+    from tests.fake_http import FakeServer, ServedFile
+
+    data = sdxl_lora_bytes(tmp_path, seed=31)
+    other = FakeServer("elsewhere")
+    served = ServedFile(data, filename="far.safetensors")
+    other.route("GET", r"/files/far.safetensors")(served.reply)
+    other.start()
+    try:
+        url = f"{other.url}/files/far.safetensors"
+        wf = write_json(tmp_path / "far.json", {"nodes": [], "models": [
+            {"name": "far.safetensors", "url": url, "directory": "loras", "hash": hashlib.sha256(data).hexdigest()}]})
+        refused = run_cli("install", "--from", str(wf))
+        assert refused.exit_code == 0 and "--allow-host 127.0.0.1" in refused.stdout
+        assert other.requests("/files") == []
+        comfy = tmp_path / "C"
+        comfy.mkdir()
+        (tmp_path / "sdhub-home").mkdir(exist_ok=True)
+        (tmp_path / "sdhub-home" / "config.toml").write_text(f'[ui]\ncomfyui = "{comfy}"\n')
+        ok = run_cli("install", "--from", str(wf), "--allow-host", "127.0.0.1", "--into", "comfyui", "--json")
+        assert ok.exit_code == 0, ok.output
+        assert json.loads(ok.stdout)["results"][0]["outcome"] == "installed"
+        assert (comfy / "models/loras/far.safetensors").read_bytes() == data
+    finally:
+        other.stop()
+
+
+def test_install_from_bad_into(run_cli, world, tmp_path):
+    wf, _img = _scene(world, tmp_path)
+    for into, msg in (("comfyui", "where is comfyui"), ("krita=/x", "unknown UI"), (f"a1111={tmp_path}/nope", "not a folder")):
+        result = run_cli("install", "--from", str(wf), "--into", into)
+        assert result.exit_code != 0 and msg in result.stderr and "Traceback" not in result.output
+    with Hub() as h:
+        assert len(h.list()) == 1

@@ -60,3 +60,26 @@ def resources(paths: tuple[str, ...], offline: bool, as_json: bool) -> None:
                    f"{counts['fetchable']} fetchable, {counts['unknown']} unknown", err=True)
     if report.errors:
         sys.exit(1)
+
+
+def install_from(files: tuple[str, ...], into: str | None, allow_hosts: tuple[str, ...], dry_run: bool,
+                 as_json: bool) -> None:
+    """`sdhub install --from`: the models the files name, installed (and placed with --into); the rest reported."""
+    report = get_hub().install_from(list(files), into=into, dry_run=dry_run, allow_hosts=list(allow_hosts))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for _file, message in report.errors:
+            click.echo(f"Error: {message}", err=True)
+        rows = []
+        for r in report.results:
+            d = r.to_dict()
+            where = d["placed"] or d["store_path"] or d["message"] or ""
+            if d["placed"] and d["store_path"] and d["placed"] != d["store_path"]:
+                where = f"{d['placed']} (store: {d['store_path']})"
+            rows.append([d["outcome"], d["kind"], d["name"] or "", d["install_ref"] or _named_by(d), where])
+            if d["outcome"] == "failed":
+                click.echo(f"Error: {d['message']}", err=True)
+        print_table(rows, ["OUTCOME", "KIND", "NAME", "REF", "WHERE"], empty="(no resources named)")
+    if report.failed:
+        sys.exit(1)

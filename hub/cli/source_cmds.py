@@ -81,15 +81,21 @@ def _clip(text: str, width: int) -> str:
 
 
 @cli.command(epilog="\b\n" + ACCEPTED_FORMS)
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
+@click.option("--from", "from_files", multiple=True, type=click.Path(),
+              help="An image, infotext .txt, workflow .json or folder: install the models it names (repeatable).")
+@click.option("--into", default=None, help="With --from: also place each file where this UI looks: comfyui, a1111 "
+              "or forge, as NAME=PATH or NAME with [ui] NAME = \"PATH\" in config.toml.")
+@click.option("--allow-host", "allow_hosts", multiple=True,
+              help="With --from: also fetch workflow URLs on this host (repeatable); only known hosts otherwise.")
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched, from where and how big; download nothing.")
 @click.option("--connections", type=click.IntRange(1, 32), default=None,
               help="Parallel ranged connections for large files (default: download.connections setting).")
 @click.option("--force", is_flag=True, help="Ask the source again even if the catalogue already has this reference.")
 @json_option
 @quiet_option
-def install(refs: tuple[str, ...], dry_run: bool, connections: int | None, force: bool, as_json: bool,
-            quiet: bool) -> None:
+def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None, allow_hosts: tuple[str, ...],
+            dry_run: bool, connections: int | None, force: bool, as_json: bool, quiet: bool) -> None:
     """Install models: civitai:ID[@VERSION], AIRs, hf:ORG/REPO/FILE, liblib:UUID, sha256:HEX, or pasted URLs.
 
     Files are verified against the source's hashes, identified, and put in the store as
@@ -97,6 +103,14 @@ def install(refs: tuple[str, ...], dry_run: bool, connections: int | None, force
     """
     from .. import InstallResult, TqdmProgress
 
+    if from_files or into or allow_hosts:
+        from .resources_cmds import install_from
+
+        if refs or not from_files:
+            raise click.UsageError("give either references or --from FILE… (--into and --allow-host go with --from)")
+        return install_from(from_files, into, allow_hosts, dry_run, as_json)
+    if not refs:
+        raise click.UsageError("give a reference to install, or --from FILE…")
     hub = get_hub()
     show_progress = progress_enabled(as_json, quiet)
     results: list[InstallResult] = []
