@@ -551,6 +551,22 @@ class Hub:
                 data["hashes"] = {k: v for k, v in fp.to_dict().items() if k not in ("size",)}
         return data
 
+    # -- interop -----------------------------------------------------------------------------
+    def link(self, directory: str | os.PathLike[str], layout: str, **kwargs: Any) -> Any:
+        """Link catalogued files into a UI folder laid out as ``layout`` (see :mod:`hub.interop.link`)."""
+        from .interop.link import link_layout
+
+        return link_layout(self, directory, layout, **kwargs)
+
+    def comfyui_extra_paths(self, file: str | os.PathLike[str], *, section: str = "sdhub",
+                            dry_run: bool = False) -> dict[str, Any]:
+        """Write (or update) sdhub's section of a ComfyUI ``extra_model_paths.yaml`` pointing at the store."""
+        from .interop.comfy_yaml import store_folders, write_extra_paths
+
+        store = Path(self.settings.store).expanduser().absolute()
+        folders = store_folders(store, self.settings.store_layout, self.list())
+        return write_extra_paths(file, section, store, folders, dry_run=dry_run)
+
     # -- changing ----------------------------------------------------------------------------
     def remove(self, ref: str, *, delete_file: bool = False) -> FileRecord:
         """Forget a file; with ``delete_file`` also delete it from disk (the row goes only if that worked)."""

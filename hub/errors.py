@@ -181,3 +181,7 @@ class UnsupportedFormatError(ModelFileError):
 
 class LocalWriteError(DownloadError):
     """A download cannot be written here (disk full, no permission): another server would not help."""
+
+
+class LinkError(SdhubError):
+    """``sdhub link`` cannot use its target: not a UI install (without --force), not writable, unknown layout."""

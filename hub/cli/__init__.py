@@ -13,6 +13,7 @@ from . import (  # noqa: E402,F401
     catalogue_cmds,
     fingerprint_cmds,
     identify_cmds,
+    interop_cmds,
     plugin_cmds,
     resources_cmds,
     runtime_cmds,
