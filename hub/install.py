@@ -134,6 +134,7 @@ class SearchReport:
     errors: dict[str, str] = field(default_factory=dict)
     next_cursors: dict[str, str] = field(default_factory=dict)
     asked: list[str] = field(default_factory=list)  # the sources searched (not in to_dict: its shape is fixed)
+    warnings: list[str] = field(default_factory=list)  # "<source>: …", e.g. a filter value passed through as typed
 
     @property
     def all_failed(self) -> bool:
@@ -669,6 +670,7 @@ def search(
             report.errors[source.name] = source_failure(source.name, "search", exc)
             continue
         report.results.extend(page.results)
+        report.warnings.extend(f"{source.name}: {w}" for w in page.warnings)
         if page.next_cursor:
             report.next_cursors[source.name] = page.next_cursor
     return report

@@ -105,6 +105,7 @@ class SearchResult:
 class SearchPage:
     results: list[SearchResult]
     next_cursor: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a filter value the source does not know
 
 
 @dataclass

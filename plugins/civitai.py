@@ -12,11 +12,12 @@ engine drops it on the redirect), never in the URL. Non-browser clients get JSON
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
@@ -78,6 +79,72 @@ TYPE_KIND: dict[str, str] = {
 KIND_TYPES: dict[str, list[str]] = {}
 for _t, _k in TYPE_KIND.items():
     KIND_TYPES.setdefault(_k, []).append(_t)
+# Civitai's ModelType enum, exactly as ``types=`` wants it (developer docs site/reference/enums.md, sources.md §1.2).
+MODEL_TYPES = ("Checkpoint", "TextualInversion", "Hypernetwork", "AestheticGradient", "LORA", "LoCon", "DoRA",
+               "Controlnet", "Upscaler", "MotionModule", "VAE", "Poses", "Wildcards", "Workflows", "Detection", "Other")
+# Civitai's BaseModel values for ``baseModels=`` (src/server/common/constants.ts baseModels; live list at
+# GET /api/v1/enums): a value outside it gets a 400.
+BASE_MODELS = (
+    "ODOR", "SD 1.4", "SD 1.5", "SD 1.5 LCM", "SD 1.5 Hyper", "SD 2.0", "SD 2.0 768", "SD 2.1", "SD 2.1 768",
+    "SD 2.1 Unclip", "SDXL 0.9", "SDXL 1.0", "SD 3", "SD 3.5", "SD 3.5 Medium", "SD 3.5 Large", "SD 3.5 Large Turbo",
+    "Pony", "Pony V7", "Flux.1 S", "Flux.1 D", "Flux.1 Kontext", "Flux.2 D", "AuraFlow", "SDXL 1.0 LCM",
+    "SDXL Distilled", "SDXL Turbo", "SDXL Lightning", "SDXL Hyper", "Stable Cascade", "SVD", "SVD XT",
+    "Playground v2", "PixArt a", "PixArt E", "Hunyuan 1", "Hunyuan Video", "Lumina", "Kolors", "Illustrious",
+    "Mochi", "LTXV", "CogVideoX", "NoobAI", "Wan Video", "HiDream", "Chroma", "Qwen", "Other",
+)
+# What people type for a type or base model that is not spelled like the enum value.
+TYPE_ALIASES = {
+    "lycoris": "LoCon", "loha": "LoCon", "lokr": "LoCon", "embedding": "TextualInversion", "ti": "TextualInversion",
+    "textual_inversion": "TextualInversion", "hypernet": "Hypernetwork", "aesthetic_gradient": "AestheticGradient",
+    "motion": "MotionModule", "motion_module": "MotionModule", "animatediff": "MotionModule", "pose": "Poses",
+    "wildcard": "Wildcards", "workflow": "Workflows", "detector": "Detection", "upscale": "Upscaler",
+}
+BASE_ALIASES = {
+    "sd14": "SD 1.4", "sd15": "SD 1.5", "sd20": "SD 2.0", "sd21": "SD 2.1", "sdxl10": "SDXL 1.0", "xl": "SDXL 1.0",
+    "il": "Illustrious", "noob": "NoobAI", "ponyv6": "Pony", "fluxdev": "Flux.1 D", "flux1dev": "Flux.1 D",
+    "fluxschnell": "Flux.1 S", "flux1schnell": "Flux.1 S", "fluxkontext": "Flux.1 Kontext", "sd35": "SD 3.5",
+    "sd3": "SD 3", "cascade": "Stable Cascade", "hunyuan": "Hunyuan Video", "wan": "Wan Video",
+}
+PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
+
+
+def _norm(value: str) -> str:
+    """``"Flux.1 D"``, ``"flux1-d"`` and ``"FLUX 1 D"`` alike: lower case without spaces, dots, dashes, underscores."""
+    return re.sub(r"[\s._-]+", "", value.lower())
+
+
+_TYPE_BY_NORM = {_norm(t): t for t in MODEL_TYPES}
+_BASE_BY_NORM = {_norm(b): b for b in BASE_MODELS}
+
+
+def civitai_types(value: str) -> tuple[list[str], str | None]:
+    """``--type`` as Civitai's ModelType values: our kind names, aliases, enum values in any case.
+
+    Unknown values go out as typed with a warning (Civitai adds types), so its 400 names them.
+    """
+    low = value.strip().lower()
+    if low in KIND_TYPES:
+        return list(KIND_TYPES[low]), None
+    key = _norm(low)
+    if low in TYPE_ALIASES or key in TYPE_ALIASES:
+        return [TYPE_ALIASES.get(low) or TYPE_ALIASES[key]], None
+    if key in _TYPE_BY_NORM:
+        return [_TYPE_BY_NORM[key]], None
+    return [value], f"Civitai has no model type {value!r} (known: {', '.join(MODEL_TYPES)}); sent as typed"
+
+
+def civitai_base_models(value: str) -> tuple[list[str], str | None]:
+    """``--base`` as Civitai's BaseModel values: a family (sdxl → every SDXL base), an alias, an enum value."""
+    low = value.strip().lower()
+    family = [n for n, fam in BASE_MODEL_FAMILY.items() if fam == low and n in BASE_MODELS]
+    if family:
+        return family, None
+    key = _norm(low)
+    if key in _BASE_BY_NORM:
+        return [_BASE_BY_NORM[key]], None
+    if key in BASE_ALIASES:
+        return [BASE_ALIASES[key]], None
+    return [value], f"Civitai has no base model {value!r} (e.g. {', '.join(BASE_MODELS[:12])}, …); sent as typed"
 SORTS = {
     "rating": "Highest Rated",
     "highest": "Highest Rated",
@@ -236,28 +303,48 @@ class CivitaiSource(Source):
     # -- search --
     def search(self, ctx: SourceContext, query: SearchQuery) -> SearchPage:
         params: list[tuple[str, str]] = [("limit", str(max(1, min(query.limit, 100))))]
+        warnings: list[str] = []
         if query.text:
             params.append(("query", query.text))
         for t in query.types:
-            for raw in KIND_TYPES.get(t.lower(), [t]):
-                params.append(("types", raw))
+            types, warning = civitai_types(t)
+            params.extend(("types", raw) for raw in types if ("types", raw) not in params)
+            warnings += [warning] if warning else []
         for b in query.base:
-            names = [n for n, fam in BASE_MODEL_FAMILY.items() if fam == b.lower()] or [b]
-            for raw in names:
-                params.append(("baseModels", raw))
+            bases, warning = civitai_base_models(b)
+            params.extend(("baseModels", raw) for raw in bases if ("baseModels", raw) not in params)
+            warnings += [warning] if warning else []
         if query.sort:
-            params.append(("sort", SORTS.get(query.sort.lower(), query.sort)))
+            sort = SORTS.get(query.sort.lower()) or next(
+                (s for s in SORTS.values() if _norm(s) == _norm(query.sort)), query.sort)
+            params.append(("sort", sort))
         if query.period:
-            params.append(("period", query.period))
+            key = _norm(query.period)
+            period = next((p for p in PERIODS if _norm(p) == key), "AllTime" if key == "all" else query.period)
+            params.append(("period", period))
         params.append(("nsfw", "true" if query.nsfw else "false"))
-        if query.cursor:
+        if query.cursor and query.cursor.startswith("page:"):
+            params.append(("page", query.cursor[5:]))  # page mode (see below)
+        elif query.cursor:
             params.append(("cursor", query.cursor))
-        data = self._get_params(ctx, "/api/v1/models", params, "Civitai search")
+        try:
+            data = self._get_params(ctx, "/api/v1/models", params, "Civitai search")
+        except SourceError as exc:
+            if not warnings:
+                raise
+            raise type(exc)(f"{exc}; {'; '.join(warnings)}") from None  # the warning must not be lost with the page
         results = [r for item in data.get("items") or [] if (r := self._result(ctx, item)) is not None]
         meta = data.get("metadata") or {}
         cursor = meta.get("nextCursor")
         next_cursor = None if cursor in (None, "") else str(cursor)  # a string or a JSON number
-        return SearchPage(results=results, next_cursor=next_cursor)
+        if next_cursor is None and meta.get("nextPage"):
+            # Page mode (site/guide/pagination.md): only nextPage, a URL carrying cursor= or page=.
+            next_query = parse_qs(urlsplit(str(meta["nextPage"])).query)
+            if next_query.get("cursor"):
+                next_cursor = next_query["cursor"][0]
+            elif next_query.get("page"):
+                next_cursor = f"page:{next_query['page'][0]}"
+        return SearchPage(results=results, next_cursor=next_cursor, warnings=warnings)
 
     def _get_params(self, ctx: SourceContext, path: str, params: list[tuple[str, str]], what: str) -> Any:
         return ctx.http.json(
@@ -619,6 +706,9 @@ def civitai_error(resp: requests.Response, has_token: bool, api_host: str | None
             f"Civitai is rate limiting us ({detail or 'Too Many Requests'}); waited and retried, try again later"
         )
     if status == 400:
+        issues = body.get("error", {}).get("issues") if isinstance(body.get("error"), dict) else None
+        if isinstance(issues, list) and issues:  # {"error": <ZodError>} from the v1 endpoints' param check
+            detail = "; ".join(str(i.get("message") or i) for i in issues if isinstance(i, dict)) or detail
         return SourceError(f"Civitai rejected the request: {detail} ({where})")
     if status >= 500:
         return SourceError(f"Civitai is having trouble (HTTP {status}); try again later ({where})")

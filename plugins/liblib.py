@@ -46,6 +46,32 @@ BASE_TYPES = {1: "sd1", 2: "sd2", 3: "sdxl", 4: "cascade", 5: "cascade", 6: "cas
 FAMILY_CODES: dict[str, list[int]] = {}
 for _code, _fam in BASE_TYPES.items():
     FAMILY_CODES.setdefault(_fam, []).append(_code)
+# baseType codes by name, for display and for --base (sources.md §3.1: lilei105/LiblibDownload
+# get_all_models_info.py for 1-6, the unattributed module for 19; 4-6 are Stable Cascade's stages).
+BASE_TYPE_NAMES = {1: "SD 1.5", 2: "SD 2.1", 3: "SDXL", 4: "Stable Cascade", 5: "Stable Cascade",
+                   6: "Stable Cascade", 19: "FLUX.1"}
+_BASE_CODES_BY_NAME: dict[str, list[int]] = {}
+for _code, _name in BASE_TYPE_NAMES.items():
+    _BASE_CODES_BY_NAME.setdefault("".join(ch for ch in _name.lower() if ch.isalnum()), []).append(_code)
+
+
+def base_type_name(code: Any) -> str | None:
+    """``3`` → ``"SDXL"``; an unknown code stays a number (as text), so it is still shown."""
+    if code in (None, "", []):
+        return None
+    try:
+        return BASE_TYPE_NAMES.get(int(code), str(code))
+    except (TypeError, ValueError):
+        return str(code)
+
+
+def base_codes(value: str) -> list[int]:
+    """``--base`` as baseType codes: a family (sdxl), a name (SD 1.5, sd15, flux.1) or a number."""
+    low = value.strip().lower()
+    if low.isdigit():
+        return [int(low)]
+    key = "".join(ch for ch in low if ch.isalnum())
+    return list(FAMILY_CODES.get(low) or _BASE_CODES_BY_NAME.get(key) or FAMILY_CODES.get(key) or [])
 CHECKPOINT_MIN_SIZE = int(1.5 * 1024**3)  # code 5 is seen on checkpoints too: a LoRA is never this big
 
 
@@ -129,7 +155,11 @@ class LiblibSource(Source):
         page = int(cursor)
         body: dict[str, Any] = {"page": page, "pageSize": max(1, min(query.limit, 50)), "sort": 0}
         models = [c for t in query.types for c in KIND_CODES.get(t.lower(), [int(t)] if t.isdigit() else [])]
-        bases = [c for b in query.base for c in FAMILY_CODES.get(b.lower(), [int(b)] if b.isdigit() else [])]
+        bases = [c for b in query.base for c in base_codes(b)]
+        warnings = [f"LiblibAI has no base model {b!r} (known: {', '.join(dict.fromkeys(BASE_TYPE_NAMES.values()))});"
+                    " not filtered by it" for b in query.base if not base_codes(b)]
+        warnings += [f"LiblibAI has no model type {t!r}; not filtered by it" for t in query.types
+                     if not (KIND_CODES.get(t.lower()) or t.isdigit())]
         if models:
             body["models"] = models
         if bases:
@@ -151,7 +181,7 @@ class LiblibSource(Source):
                     ref=f"liblib:{uuid}",
                     name=str(item.get("name") or ""),
                     kind=MODEL_TYPES.get(item.get("modelType") or 0, item.get("modelTypeName")),
-                    base_model=str(base_code) if base_code not in (None, []) else None,
+                    base_model=base_type_name(base_code),
                     claimed_family=claimed_family(base_code),
                     creator=item.get("nickname"),
                     page_url=f"{self.base(ctx)}/modelinfo/{uuid}",
@@ -160,7 +190,7 @@ class LiblibSource(Source):
             )
         total = int(data.get("total") or 0)
         more = page * body["pageSize"] < total and bool(items)
-        return SearchPage(results=results, next_cursor=str(page + 1) if more else None)
+        return SearchPage(results=results, next_cursor=str(page + 1) if more else None, warnings=warnings)
 
     # -- Open API (signed) --
     def openapi_version(self, ctx: SourceContext, version_uuid: str) -> dict[str, Any] | None:
@@ -257,7 +287,7 @@ class LiblibSource(Source):
             model_name=model.get("name"),
             version_name=version.get("name"),
             model_type=str(model.get("modelTypeName") or model.get("modelType") or ""),
-            base_model=str(version.get("baseTypeName") or version.get("baseType") or "") or None,
+            base_model=str(version.get("baseTypeName") or "") or base_type_name(version.get("baseType")),
             page_url=page,
             download_url=source_url,
             original_filename=filename,

@@ -22,6 +22,33 @@ from tests.fake_http import FakeServer, Reply, Request, ServedFile, json_reply
 
 BROWSER_MARKERS = ("mozilla", "chrome", "safari", "firefox", "opera", "edge")
 
+# What /api/v1/models accepts, written out here on its own (not imported from the plugin), so a value
+# the plugin maps wrongly is refused as the real API refuses it. ModelType: developer docs
+# site/reference/enums.md; BaseModel: civitai/civitai src/server/common/constants.ts (sources.md §1.2, §1.4);
+# sort: src/server/common/enums.ts ModelSort; period: MetricTimeframe.
+MODEL_TYPE_ENUM = ["Checkpoint", "TextualInversion", "Hypernetwork", "AestheticGradient", "LORA", "LoCon", "DoRA",
+                   "Controlnet", "Upscaler", "MotionModule", "VAE", "Poses", "Wildcards", "Workflows", "Detection",
+                   "Other"]
+BASE_MODEL_ENUM = [
+    "ODOR", "SD 1.4", "SD 1.5", "SD 1.5 LCM", "SD 1.5 Hyper", "SD 2.0", "SD 2.0 768", "SD 2.1", "SD 2.1 768",
+    "SD 2.1 Unclip", "SDXL 0.9", "SDXL 1.0", "SD 3", "SD 3.5", "SD 3.5 Medium", "SD 3.5 Large", "SD 3.5 Large Turbo",
+    "Pony", "Pony V7", "Flux.1 S", "Flux.1 D", "Flux.1 Kontext", "Flux.2 D", "AuraFlow", "SDXL 1.0 LCM",
+    "SDXL Distilled", "SDXL Turbo", "SDXL Lightning", "SDXL Hyper", "Stable Cascade", "SVD", "SVD XT",
+    "Playground v2", "PixArt a", "PixArt E", "Hunyuan 1", "Hunyuan Video", "Lumina", "Kolors", "Illustrious",
+    "Mochi", "LTXV", "CogVideoX", "NoobAI", "Wan Video", "HiDream", "Chroma", "Qwen", "Other",
+]
+SORT_ENUM = ["Highest Rated", "Most Downloaded", "Most Liked", "Most Discussed", "Most Collected", "Most Images",
+             "Newest", "Oldest"]
+PERIOD_ENUM = ["AllTime", "Year", "Month", "Week", "Day"]
+
+
+def zod_enum_error(path: list[Any], received: str, options: list[str]) -> Reply:
+    """400 with the param check's ZodError, as the v1 endpoints send it (``{error: parsed.error}``)."""
+    expected = " | ".join(f"'{o}'" for o in options)
+    issue = {"received": received, "code": "invalid_enum_value", "options": options, "path": path,
+             "message": f"Invalid enum value. Expected {expected}, received '{received}'"}
+    return json_reply({"error": {"issues": [issue], "name": "ZodError"}}, 400)
+
 
 def civitai_hashes(data: bytes) -> dict[str, str]:
     sha = hashlib.sha256(data).hexdigest()
@@ -94,6 +121,7 @@ class FakeCivitai:
         self.download_limit_429: int = 0  # next N downloads answer 429
         self.retry_after: str | None = "1"
         self.numeric_cursor = False
+        self.page_mode = False  # answer list requests without a cursor the page-based way (metadata.nextPage)
         self.storage_link_expired = False  # the storage host refuses signed links, as S3 does once they expire
         self.early_access_buyers: set[str] = set()  # tokens whose account bought early access
         self.early_access_body_deadline = True  # False: the 403 says "Early Access" without its deadline
@@ -253,6 +281,12 @@ class FakeCivitai:
                 return json_reply({"error": "You've requested too many pages, please use cursors instead"}, 429)
             types = self._multi(req, "types")
             bases = self._multi(req, "baseModels")
+            for key, values, options in (("types", types, MODEL_TYPE_ENUM), ("baseModels", bases, BASE_MODEL_ENUM),
+                                         ("sort", req.query.get("sort", []), SORT_ENUM),
+                                         ("period", req.query.get("period", []), PERIOD_ENUM)):
+                for i, value in enumerate(values):
+                    if value not in options:
+                        return zod_enum_error([key, i] if key in ("types", "baseModels") else [key], value, options)
             text = q.get("query", "").lower()
             items = []
             for m in sorted(self.models.values(), key=lambda m: m.id):
@@ -266,6 +300,16 @@ class FakeCivitai:
                     continue
                 items.append(m)
             cursor = q.get("cursor")
+            if "page" in q or (self.page_mode and not cursor and "query" not in q):
+                # Page mode (site/guide/pagination.md): currentPage, pageSize, totalItems, totalPages, nextPage.
+                number = int(q.get("page", "1"))
+                start = (number - 1) * limit
+                meta = {"totalItems": len(items), "currentPage": number, "pageSize": limit,
+                        "totalPages": -(-len(items) // limit) if limit else 0}
+                if start + limit < len(items):
+                    meta["nextPage"] = f"{api.url}/api/v1/models?limit={limit}&page={number + 1}"
+                return json_reply({"items": [self._model_json(m) for m in items[start : start + limit]],
+                                   "metadata": meta})
             offset = int(str(cursor).split("|")[0]) if cursor else 0
             page = items[offset : offset + limit]
             meta: dict[str, Any] = {}

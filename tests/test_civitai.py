@@ -73,6 +73,77 @@ def test_search_filters_and_maps_kinds(ctx, civ):
     assert "page" not in req.query  # query search must use cursors
 
 
+@pytest.mark.parametrize("typed, sent", [
+    ("lycoris", ["LoCon"]), ("LyCORIS", ["LoCon"]), ("locon", ["LoCon"]), ("dora", ["LoCon", "DoRA"][1:]),
+    ("embedding", ["TextualInversion"]), ("textualinversion", ["TextualInversion"]), ("hypernetwork", ["Hypernetwork"]),
+    ("aestheticgradient", ["AestheticGradient"]), ("controlnet", ["Controlnet"]), ("upscaler", ["Upscaler"]),
+    ("motionmodule", ["MotionModule"]), ("vae", ["VAE"]), ("poses", ["Poses"]), ("wildcards", ["Wildcards"]),
+    ("workflows", ["Workflows"]), ("detection", ["Detection"]), ("other", ["Other"]), ("checkpoint", ["Checkpoint"]),
+])
+def test_every_model_type_goes_out_as_civitais_enum_value(ctx, civ, typed, sent):
+    page = SRC.search(ctx, SearchQuery(types=[typed], limit=5))  # the fake answers 400 to a value off the enum
+    assert civ.api.requests("/api/v1/models")[-1].query["types"] == sent
+    assert page.warnings == []
+
+
+@pytest.mark.parametrize("typed, sent", [
+    ("pony", ["Pony"]), ("Illustrious", ["Illustrious"]), ("illustrious", ["Illustrious"]), ("sdxl 1.0", ["SDXL 1.0"]),
+    ("sd 1.5", ["SD 1.5"]), ("sd15", ["SD 1.5"]), ("SD1.5", ["SD 1.5"]), ("flux.1 d", ["Flux.1 D"]),
+    ("flux1-dev", ["Flux.1 D"]), ("noobai", ["NoobAI"]), ("pony v7", ["Pony V7"]), ("hunyuan video", ["Hunyuan Video"]),
+])
+def test_base_models_go_out_as_civitais_enum_values(ctx, civ, typed, sent):
+    page = SRC.search(ctx, SearchQuery(base=[typed], limit=5))
+    assert civ.api.requests("/api/v1/models")[-1].query["baseModels"] == sent
+    assert page.warnings == []
+    if typed == "pony":
+        assert [r.ref for r in page.results] == ["civitai:1003@2020"]
+
+
+def test_sort_and_period_are_mapped_case_insensitively(ctx, civ):
+    SRC.search(ctx, SearchQuery(sort="most downloaded", period="week", limit=5))
+    q = civ.api.requests("/api/v1/models")[-1].query
+    assert (q["sort"], q["period"]) == (["Most Downloaded"], ["Week"])
+
+
+def test_unknown_filter_values_pass_through_with_a_warning_and_civitais_400_names_them(ctx, civ):
+    from hub.errors import SourceError
+
+    with pytest.raises(SourceError, match="Invalid enum value.*received 'Gizmo'"):
+        SRC.search(ctx, SearchQuery(types=["Gizmo"], limit=5))
+    assert civ.api.requests("/api/v1/models")[-1].query["types"] == ["Gizmo"]
+    assert SRC.search(ctx, SearchQuery(types=["lora"], limit=5)).warnings == []
+    from hub_plugins.civitai import civitai_base_models, civitai_types
+
+    assert civitai_types("Gizmo") == (["Gizmo"], civitai_types("Gizmo")[1]) and "no model type 'Gizmo'" in civitai_types("Gizmo")[1]
+    assert civitai_base_models("Zeta 9")[0] == ["Zeta 9"] and "no base model 'Zeta 9'" in civitai_base_models("Zeta 9")[1]
+
+
+def test_search_cli_warns_about_an_unknown_value(civ, run_cli, monkeypatch):
+    for k, v in env_for(civitai=civ).items():
+        monkeypatch.setenv(k, v)
+    result = run_cli("search", "--source", "civitai", "--type", "lycoris", "--base", "pony")
+    assert result.exit_code == 0, result.output
+    q = civ.api.requests("/api/v1/models")[-1].query
+    assert (q["types"], q["baseModels"]) == (["LoCon"], ["Pony"])
+    result = run_cli("search", "--source", "civitai", "--type", "gizmo")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "Invalid enum value" in error and "received 'gizmo'" in error and "no model type 'gizmo'" in error
+
+
+def test_page_mode_paging_follows_next_page(ctx, civ):
+    civ.page_mode = True
+    seen, cursor = [], None
+    for _ in range(10):
+        page = SRC.search(ctx, SearchQuery(limit=4, cursor=cursor))
+        seen += [r.ref.split("@")[0] for r in page.results]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [f"civitai:{i}" for i in range(1001, 1007)]
+    assert civ.api.requests("/api/v1/models")[-1].query["page"] == ["2"]
+
+
 @pytest.mark.parametrize("numeric", [False, True])
 def test_cursor_paging_with_string_and_numeric_cursors(ctx, civ, numeric):
     civ.numeric_cursor = numeric

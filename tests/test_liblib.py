@@ -96,6 +96,22 @@ def test_search_sends_type_and_base_codes(ctx, lib):
     assert SRC.search(ctx, SearchQuery(types=["checkpoint"])).results[0].claimed_family == "flux"
 
 
+def test_search_shows_base_codes_by_name_and_maps_names_to_codes(ctx, lib, run_cli, monkeypatch):
+    page = SRC.search(ctx, SearchQuery(text="ink", base=["SD XL"], limit=10))
+    assert [r.base_model for r in page.results] == ["SDXL"] and page.warnings == []
+    body = __import__("json").loads(lib.site.requests("/api/www/model/search")[-1].body)
+    assert body["types"] == [3]
+    SRC.search(ctx, SearchQuery(base=["sd 1.5", "flux.1"], limit=10))
+    assert __import__("json").loads(lib.site.requests("/api/www/model/search")[-1].body)["types"] == [1, 19]
+    assert "no base model 'pony'" in SRC.search(ctx, SearchQuery(base=["pony"])).warnings[0]
+    for k, v in env_for(liblib=lib).items():
+        monkeypatch.setenv(k, v)
+    result = run_cli("search", "ink", "--source", "liblib")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("liblib"))
+    assert " SDXL " in row and " 3 " not in row
+
+
 def test_search_pages_by_cursor_and_refuses_a_foreign_cursor(ctx, lib):
     first = SRC.search(ctx, SearchQuery(limit=1))
     assert first.next_cursor == "2"

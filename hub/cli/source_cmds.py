@@ -37,6 +37,8 @@ def search(query: str, sources: tuple[str, ...], types: tuple[str, ...], bases: 
                                      param_hint="--source")
     report = get_hub().search(query, sources=list(sources), types=types, base=bases, sort=sort, period=period,
                        limit=limit, nsfw=nsfw, cursor=cursor)
+    for warning in report.warnings:  # stderr, so --json output keeps its shape
+        click.echo(f"Warning: {warning}", err=True)
     if as_json:
         emit_json(report.to_dict())
         if report.all_failed:
