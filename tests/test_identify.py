@@ -316,7 +316,8 @@ def test_look_alikes_are_not_claimed(tmp_path: Path) -> None:
 
 
 def test_controlnets_are_not_unets(tmp_path: Path) -> None:
-    """A ControlNet is a UNet's encoder half with the same widths: not an sd1/sdxl diffusion model."""
+    """A ControlNet is a UNet's encoder half with the same widths: not an sd1/sdxl diffusion model, but a
+    controlnet of that family."""
     ldm_prefix = "model.diffusion_model."
     ldm = {k[len(ldm_prefix):]: (d, s) for k, (d, s) in load_spec("unet_sd15_ldm")["tensors"].items()
            if not k.startswith((ldm_prefix + "output_blocks.", ldm_prefix + "out."))}  # lllyasviel's .pth keys are bare
@@ -325,23 +326,29 @@ def test_controlnets_are_not_unets(tmp_path: Path) -> None:
     diffusers = {k: (d, s) for k, (d, s) in load_spec("unet_sdxl_diffusers")["tensors"].items()
                  if not k.startswith(("up_blocks.", "conv_out.", "conv_norm_out."))}
     diffusers.update({"controlnet_cond_embedding.conv_in.weight": ("F16", [16, 3, 3, 3]),
-                      "controlnet_mid_block.weight": ("F16", [1280, 1280, 1, 1])})
+                      "controlnet_mid_block.weight": ("F16", [1280, 1280, 1, 1]),
+                      "controlnet_down_blocks.0.weight": ("F16", [320, 320, 1, 1])})
     # Flux ControlNets (XLabs in BFL names, InstantX in diffusers names): a few Flux blocks, no output layer
     xlabs = {k: (d, s) for k, (d, s) in load_spec("flux_dev")["tensors"].items()
              if k.startswith(("img_in.", "txt_in.", "time_in.", "vector_in.", "guidance_in.", "double_blocks.0.",
                               "double_blocks.1."))}
     xlabs["controlnet_blocks.0.weight"] = ("BF16", [3072, 3072])
+    xlabs["input_hint_block.0.weight"] = ("BF16", [16, 3, 3, 3])
     instantx = {k: (d, s) for k, (d, s) in load_spec("dit_flux_diffusers")["tensors"].items()
                 if not k.startswith(("proj_out.", "norm_out."))}
     instantx["controlnet_x_embedder.weight"] = ("BF16", [3072, 64])
+    instantx["controlnet_blocks.0.weight"] = ("BF16", [3072, 3072])
     sd3 = {k: (d, s) for k, (d, s) in load_spec("dit_sd3_diffusers")["tensors"].items()
            if not k.startswith(("proj_out.", "norm_out."))}
     sd3["controlnet_blocks.0.weight"] = ("F16", [1536, 1536])
-    cases = (("control_sd15_ldm", ldm), ("controlnet_sdxl_diffusers", diffusers), ("controlnet_flux_xlabs", xlabs),
-             ("controlnet_flux_instantx", instantx), ("controlnet_sd3_diffusers", sd3))
-    for label, tensors in cases:
+    sd3["pos_embed_input.proj.weight"] = ("F16", [1536, 16, 2, 2])
+    cases = (("control_sd15_ldm", ldm, "sd1"), ("controlnet_sdxl_diffusers", diffusers, "sdxl"),
+             ("controlnet_flux_xlabs", xlabs, "flux"), ("controlnet_flux_instantx", instantx, "flux"),
+             ("controlnet_sd3_diffusers", sd3, "sd3"))
+    for label, tensors, family in cases:
         ident = identify_path(write_sparse(tmp_path / f"{label}.safetensors", tensors), families=FAMILIES)
-        assert (ident.family, ident.kind) == ("unknown", "unknown"), (label, ident.summary())
+        assert (ident.family, ident.kind) == (family, "controlnet"), (label, ident.summary())
+        assert ident.details["ui_folders"]["comfyui"] == "models/controlnet"
 
 
 def test_identification_round_trips_through_json(fixture_dir: Path) -> None:
@@ -752,3 +759,70 @@ def test_fp8_precision_names_and_scaled_fp8(tmp_path: Path) -> None:
     ident = identify_path(write_sparse(tmp_path / "scaled.safetensors", scaled), families=FAMILIES)
     assert (ident.family, ident.variant, ident.precision) == ("flux", "dev", "fp8_e4m3fn")
     assert ident.details["quantization"] == "comfyui_scaled_fp8"
+
+
+# Other kinds: key names from the reference implementations (lllyasviel ControlNet cldm, diffusers
+# ControlNetModel / FluxControlNetModel, XLabs x-flux, TencentARC T2I-Adapter, h94 IP-Adapter, HF
+# CLIPVisionModelWithProjection, ESRGAN / BasicSR RRDBNet / SwinIR); shapes from the published configs.
+def _f16(**tensors: list[int]) -> dict[str, tuple[str, list[int]]]:
+    return {k.replace("__", "."): ("F16", v) for k, v in tensors.items()}
+
+
+OTHER_KINDS: dict[str, tuple[dict[str, tuple[str, list[int]]], str, str, dict[str, Any]]] = {
+    "controlnet_sd15": ({**_f16(**{"control_model__input_hint_block__0__weight": [16, 3, 3, 3],
+                                   "control_model__input_blocks__0__0__weight": [320, 4, 3, 3],
+                                   "control_model__middle_block_out__0__weight": [1280, 1280, 1, 1]}),
+                         "control_model.zero_convs.0.0.weight": ("F16", [320, 320, 1, 1]),
+                         "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": ("F16", [320, 768])},
+                        "controlnet", "sd1", {}),
+    "controlnet_sdxl_diffusers": ({"controlnet_cond_embedding.conv_in.weight": ("F16", [16, 3, 3, 3]),
+                                   "controlnet_down_blocks.0.weight": ("F16", [320, 320, 1, 1]),
+                                   "conv_in.weight": ("F16", [320, 4, 3, 3]),
+                                   "add_embedding.linear_1.weight": ("F16", [1280, 2816]),
+                                   "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": ("F16", [640, 2048])},
+                                  "controlnet", "sdxl", {}),
+    "controlnet_flux_instantx": ({"controlnet_blocks.0.weight": ("BF16", [3072, 3072]),
+                                  "controlnet_x_embedder.weight": ("BF16", [3072, 64]),
+                                  "x_embedder.weight": ("BF16", [3072, 64]),
+                                  "transformer_blocks.0.attn.norm_added_k.weight": ("BF16", [128]),
+                                  "single_transformer_blocks.0.proj_mlp.weight": ("BF16", [12288, 3072]),
+                                  "controlnet_single_blocks.0.weight": ("BF16", [3072, 3072])}, "controlnet", "flux", {}),
+    "controlnet_flux_xlabs": ({"controlnet_blocks.0.weight": ("BF16", [3072, 3072]),
+                               "double_blocks.0.img_attn.norm.key_norm.scale": ("BF16", [128]),
+                               "input_hint_block.0.weight": ("BF16", [16, 3, 3, 3]),
+                               "img_in.weight": ("BF16", [3072, 64]), "txt_in.weight": ("BF16", [3072, 4096])},
+                              "controlnet", "flux", {}),
+    "t2i_adapter_sd15": (_f16(conv_in__weight=[320, 192, 3, 3], body__0__block1__weight=[320, 320, 3, 3]),
+                         "t2i_adapter", "unknown", {}),
+    "ip_adapter_sd15": (_f16(image_proj__proj__weight=[3072, 1024], image_proj__norm__weight=[768],
+                             ip_adapter__1__to_k_ip__weight=[320, 768], ip_adapter__1__to_v_ip__weight=[320, 768]),
+                        "ip_adapter", "sd1", {}),
+    "ip_adapter_sdxl": (_f16(image_proj__proj__weight=[8192, 1280], image_proj__norm__weight=[2048],
+                             ip_adapter__1__to_k_ip__weight=[640, 2048], ip_adapter__1__to_v_ip__weight=[640, 2048]),
+                        "ip_adapter", "sdxl", {}),
+    "clip_vision_h": (_f16(vision_model__embeddings__class_embedding=[1280],
+                           vision_model__embeddings__patch_embedding__weight=[1280, 3, 14, 14],
+                           vision_model__encoder__layers__0__self_attn__q_proj__weight=[1280, 1280],
+                           visual_projection__weight=[1024, 1280]),
+                      "clip_vision", "unknown", {"vision_model": "ViT-H/14"}),
+    "esrgan_old": ({"model.0.weight": ("F32", [64, 3, 3, 3]), "model.1.sub.0.RDB1.conv1.0.weight": ("F32", [32, 64, 3, 3]),
+                    "model.3.weight": ("F32", [64, 64, 3, 3]), "model.10.weight": ("F32", [3, 64, 3, 3])},
+                   "upscaler", "unknown", {"architecture": "ESRGAN"}),
+    "realesrgan_x2plus": ({"conv_first.weight": ("F32", [64, 12, 3, 3]), "body.0.rdb1.conv1.weight": ("F32", [32, 64, 3, 3]),
+                           "conv_up1.weight": ("F32", [64, 64, 3, 3]), "conv_last.weight": ("F32", [3, 64, 3, 3])},
+                          "upscaler", "unknown", {"architecture": "RRDBNet", "scale": 2}),
+    "swinir": ({"conv_first.weight": ("F32", [180, 3, 3, 3]),
+                "layers.0.residual_group.blocks.0.attn.relative_position_bias_table": ("F32", [225, 6])},
+               "upscaler", "unknown", {"architecture": "SwinIR"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_KINDS))
+def test_other_kinds(tmp_path: Path, name: str) -> None:
+    tensors, kind, family, details = OTHER_KINDS[name]
+    ident = identify_path(write_sparse(tmp_path / f"{name}.safetensors", tensors), families=FAMILIES)
+    assert (ident.kind, ident.family) == (kind, family), ident.evidence
+    assert ident.details["ui_folders"]["comfyui"].startswith("models/")
+    for key, value in details.items():
+        assert ident.details[key] == value
+    assert ident.because("kind") and ident.because("family")

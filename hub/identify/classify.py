@@ -288,6 +288,128 @@ def _metadata_check(ident: Identification, fams: Sequence[Family], metadata: dic
     return fam
 
 
+# -- other kinds people keep in their model folders --------------------------------------------------
+# (kind, ComfyUI folder, A1111/Forge folder)
+UI_FOLDERS = {"controlnet": ("controlnet", "ControlNet"), "t2i_adapter": ("controlnet", "ControlNet"),
+              "ip_adapter": ("ipadapter", "ControlNet"), "clip_vision": ("clip_vision", None),
+              "upscaler": ("upscale_models", "ESRGAN")}
+# UNet cross-attention context width -> family (architectures.md §3); for ControlNets/IP-Adapters.
+CONTEXT_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+CLIP_VISION = {1024: "ViT-L/14", 1280: "ViT-H/14", 1664: "ViT-bigG/14"}
+
+
+def _cross_width(view: HeaderView, prefix: str = "") -> tuple[str, int] | None:
+    """The first ``attn2.to_k.weight`` under ``prefix`` and its in-features (the text context width)."""
+    for name in view.keys(prefix):
+        if name.endswith("attn2.to_k.weight"):
+            width = view.dim(name, 1)
+            if width is not None:
+                return view.full(name), width
+    return None
+
+
+def _set_kind(ident: Identification, kind: str, because: str, family: str | None = None,
+              family_because: str | None = None) -> None:
+    ident.kind = kind
+    ident.evidence.append(Evidence("kind", kind, because))
+    comfy, a1111 = UI_FOLDERS[kind]
+    ident.details["ui_folders"] = {"comfyui": f"models/{comfy}", **({"a1111": f"models/{a1111}"} if a1111 else {})}
+    if family:
+        ident.family = family
+        ident.evidence.append(Evidence("family", family, family_because or ""))
+    else:
+        ident.evidence.append(Evidence("family", UNKNOWN, family_because or f"no width that names a family in this {kind}"))
+
+
+def _identify_other_kind(view: HeaderView, ident: Identification) -> bool:
+    """ControlNets, T2I-Adapters, IP-Adapters, CLIP vision encoders and upscalers, by their key layouts."""
+    v = view
+    # ControlNet, original LDM layout (lllyasviel ControlNet, SDXL ControlNets): control_model.* with zero convs
+    for prefix in ("control_model.", ""):
+        if v.has(prefix + "input_hint_block.0.weight") and v.has(prefix + "zero_convs.0.0.weight"):
+            cross = _cross_width(v, prefix + "input_blocks.")
+            fam = CONTEXT_FAMILY.get(cross[1]) if cross else None
+            _set_kind(ident, "controlnet", f"{v.full(prefix + 'input_hint_block.0.weight')} and zero_convs: "
+                                           "ControlNet (original layout)", fam,
+                      f"{cross[0]} in_features {cross[1]}: cross-attention width of {fam}" if fam and cross else None)
+            return True
+    # diffusers ControlNetModel
+    if v.has("controlnet_cond_embedding.conv_in.weight") and v.has_prefix("controlnet_down_blocks."):
+        cross = _cross_width(v, "down_blocks.")
+        fam = CONTEXT_FAMILY.get(cross[1]) if cross else None
+        _set_kind(ident, "controlnet", "controlnet_cond_embedding.* and controlnet_down_blocks.*: diffusers "
+                                       "ControlNetModel", fam,
+                  f"{cross[0]} in_features {cross[1]}: cross-attention width of {fam}" if fam and cross else None)
+        return True
+    # DiT ControlNets: InstantX/diffusers Flux, XLabs Flux, diffusers SD3
+    if v.has("controlnet_blocks.0.weight"):
+        width = v.dim("controlnet_blocks.0.weight", 1)
+        if v.has("double_blocks.0.img_attn.norm.key_norm.scale") and v.has("input_hint_block.0.weight"):
+            how, fam = "XLabs Flux ControlNet (double_blocks + input_hint_block)", "flux" if width == 3072 else None
+        elif v.has("controlnet_x_embedder.weight") and v.has_prefix("transformer_blocks.0.attn.norm_added_k"):
+            how, fam = "InstantX/diffusers FluxControlNetModel (controlnet_x_embedder)", "flux" if width == 3072 else None
+        elif v.has("pos_embed_input.proj.weight"):
+            how, fam = "diffusers SD3ControlNetModel (pos_embed_input)", "sd3" if width in (1536, 2432) else None
+        else:
+            how, fam = None, None
+        if how:
+            _set_kind(ident, "controlnet", f"controlnet_blocks.0.weight shape {list(v.shape('controlnet_blocks.0.weight') or [])}: "
+                                           + how, fam, f"controlnet_blocks in_features {width}: hidden size of {fam}"
+                      if fam else f"controlnet_blocks in_features {width}: not a hidden size sdhub knows")
+            return True
+    # T2I-Adapter (TencentARC original, and diffusers T2IAdapter under adapter.)
+    for prefix in ("", "adapter."):
+        if v.has(prefix + "conv_in.weight") and (v.has(prefix + "body.0.block1.weight")
+                                                 or v.has(prefix + "body.0.resnets.0.block1.weight")):
+            _set_kind(ident, "t2i_adapter", f"{v.full(prefix + 'conv_in.weight')} and {prefix}body.*: T2I-Adapter")
+            return True
+    # IP-Adapter (image_proj.* + ip_adapter.*), XLabs Flux IP-Adapter
+    if v.has_prefix("image_proj.") and v.has_prefix("ip_adapter."):
+        key = next((k for k in v.keys("ip_adapter.") if k.endswith("to_k_ip.weight")), None)
+        width = v.dim(key, 1) if key else None
+        fam = CONTEXT_FAMILY.get(width or 0)
+        _set_kind(ident, "ip_adapter", "image_proj.* and ip_adapter.* keys: IP-Adapter", fam,
+                  f"{key} in_features {width}: cross-attention width of {fam}" if fam else None)
+        return True
+    if v.has_prefix("ip_adapter_proj_model.") and v.has_prefix("double_blocks.0.processor.ip_adapter"):
+        _set_kind(ident, "ip_adapter", "ip_adapter_proj_model.* and double_blocks.*.processor.ip_adapter_*: "
+                                       "XLabs Flux IP-Adapter", "flux", "Flux double_blocks processors")
+        return True
+    # CLIP vision encoders (HF CLIPVisionModel[WithProjection])
+    for prefix in ("vision_model.", ""):
+        if v.has(prefix + "embeddings.patch_embedding.weight") and v.has(prefix + "embeddings.class_embedding"):
+            width = v.dim(prefix + "embeddings.patch_embedding.weight", 0)
+            ident.details["vision_width"] = width
+            if width in CLIP_VISION:
+                ident.details["vision_model"] = CLIP_VISION[width]
+            _set_kind(ident, "clip_vision", f"{v.full(prefix + 'embeddings.patch_embedding.weight')} shape "
+                                            f"{list(v.shape(prefix + 'embeddings.patch_embedding.weight') or [])}: CLIP "
+                                            f"vision encoder, width {width} ({CLIP_VISION.get(width, 'unknown size')})",
+                      None, "a CLIP vision encoder serves IP-Adapters/unCLIP of several families")
+            return True
+    # Upscalers: ESRGAN (old layout model.N / new BasicSR RRDBNet), SwinIR
+    if v.has("model.0.weight") and v.has_prefix("model.1.sub.0.RDB1."):
+        _set_kind(ident, "upscaler", "model.0.weight and model.1.sub.*.RDB1.*: ESRGAN RRDBNet (old layout)", None,
+                  "upscalers are not tied to a diffusion family")
+        ident.details["architecture"] = "ESRGAN"
+        return True
+    if v.has("conv_first.weight") and (v.has_prefix("body.0.rdb1.") or v.has_prefix("RRDB_trunk.0.RDB1.")):
+        in_ch = v.dim("conv_first.weight", 1)
+        ident.details["architecture"] = "RRDBNet"
+        scale = {3: 4, 12: 2, 48: 1}.get(in_ch or 0)  # BasicSR pixel-unshuffles the input for x2/x1
+        if scale:
+            ident.details["scale"] = scale
+        _set_kind(ident, "upscaler", f"conv_first.weight (in {in_ch}) and RRDB blocks: ESRGAN/Real-ESRGAN RRDBNet "
+                                     "(BasicSR layout)", None, "upscalers are not tied to a diffusion family")
+        return True
+    if v.has("conv_first.weight") and v.has_prefix("layers.0.residual_group.blocks.0.attn.relative_position_bias_table"):
+        ident.details["architecture"] = "SwinIR"
+        _set_kind(ident, "upscaler", "conv_first.weight and layers.*.residual_group.*: SwinIR", None,
+                  "upscalers are not tied to a diffusion family")
+        return True
+    return False
+
+
 def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identification) -> None:
     comps, comp_evidence, details = detect_components(view)
     ident.details.update(details)
@@ -309,6 +431,8 @@ def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identific
             + (f" plus {', '.join(comps)}" if has_others else " only"))))
         ident.evidence.extend(comp_evidence)
         _metadata_check(ident, fams, view.metadata)
+        return
+    if not comps and _identify_other_kind(view, ident):
         return
     if view.model_prefix == "model.diffusion_model.":
         ident.kind = "checkpoint" if comps else "diffusion_model"
