@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hub.api import Hub
-from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
-from tests.fake_hf import HFRepo, fake_hub  # noqa: F401
-from tests.fake_liblib import fake_liblib  # noqa: F401
-from tests.resource_files import comfy_api, comfy_ui, png, write_json
-from tests.source_helpers import env_for, sdxl_lora_bytes
+pytest.importorskip("PIL")  # the tests build images with Pillow, as the UIs do
+
+from hub.api import Hub  # noqa: E402
+from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: E402,F401
+from tests.fake_hf import HFRepo, fake_hub  # noqa: E402,F401
+from tests.fake_liblib import fake_liblib  # noqa: E402,F401
+from tests.resource_files import comfy_api, comfy_ui, png, write_json  # noqa: E402
+from tests.source_helpers import env_for, sdxl_lora_bytes  # noqa: E402
 
 
 @pytest.fixture

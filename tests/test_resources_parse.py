@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.resources import MAX_TEXT_BYTES, ResourceError, read_resources
-from hub.runtime import format_infotext
-from tests.resource_files import A1111_INFOTEXT, comfy_api, comfy_ui, exif_image, png, write_json
+pytest.importorskip("PIL")  # the tests build images with Pillow, as the UIs do
+
+from hub.resources import MAX_TEXT_BYTES, ResourceError, read_resources  # noqa: E402
+from hub.runtime import format_infotext  # noqa: E402
+from tests.resource_files import A1111_INFOTEXT, comfy_api, comfy_ui, exif_image, png, write_json  # noqa: E402
 
 MODEL_HASH = "31e35c80fc"
 LORA_HASH = "a1b2c3d4e5f6"
