@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalogue.records import SourceInfo
+from .catalogue.records import SourceInfo, tag_names
 from .download import (
     DownloadOptions,
     Downloader,
@@ -96,6 +96,9 @@ class SearchResult:
     paid: bool = False
     downloadable: bool = True
     tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tags = tag_names(self.tags)  # tag objects ({"name": …}) from older answers become strings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -43,6 +43,7 @@ from hub.sources import (
     SourceContext,
     SourceInfo,
     first_value,
+    tag_names,
 )
 from hub.download import error_message_from_body, origin
 
@@ -383,7 +384,7 @@ class CivitaiSource(Source):
             early_access_until=ea,
             paid=is_paid(version) if version else False,
             downloadable=bool(files),
-            tags=[str(t) for t in item.get("tags") or []],
+            tags=tag_names(item.get("tags")),
         )
 
     # -- lookups --
@@ -480,7 +481,7 @@ class CivitaiSource(Source):
             original_filename=file.get("name"),
             published_hashes=hashes,
             trained_words=[str(w) for w in trained] if isinstance(trained, list) else [str(trained)],
-            tags=[str(t) for t in (model or {}).get("tags") or []],
+            tags=tag_names((model or {}).get("tags")),
             nsfw=(model or model_part).get("nsfw"),
             license=license_info,
             creator=((model or {}).get("creator") or {}).get("username"),

@@ -35,6 +35,7 @@ from hub.sources import (
     SourceContext,
     SourceInfo,
     first_value,
+    tag_names,
 )
 
 MODEL_TYPES = {1: "checkpoint", 2: "embedding", 3: "hypernetwork", 4: "aesthetic_gradient", 5: "lora", 6: "lora",
@@ -186,6 +187,7 @@ class LiblibSource(Source):
                     creator=item.get("nickname"),
                     page_url=f"{self.base(ctx)}/modelinfo/{uuid}",
                     downloads=item.get("downloadCount"),
+                    tags=tag_names((item.get("tagsV2") or {}).get("modelContent")),
                 )
             )
         total = int(data.get("total") or 0)
@@ -293,7 +295,7 @@ class LiblibSource(Source):
             original_filename=filename,
             published_hashes={"sha256": sha} if sha else {},
             trained_words=_trigger_words(version.get("triggerWord")),
-            tags=[str(t.get("name")) for t in ((model.get("tagsV2") or {}).get("modelContent") or []) if t.get("name")],
+            tags=tag_names((model.get("tagsV2") or {}).get("modelContent")),
             license=license_info,
             creator=model.get("nickname") or (model.get("user") or {}).get("nickname"),
             claimed_family=family,

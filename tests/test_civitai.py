@@ -363,3 +363,23 @@ def test_free_space_checked_from_published_size_before_download(ctx, civ, tmp_pa
     with pytest.raises(DownloadError, match="not enough free space"):
         SRC.fetch(ctx, plan, tmp_path)
     assert civ.api.requests("/api/download") == [] and civ.storage.requests() == []
+
+
+def test_tag_objects_from_older_answers_become_strings(ctx, civ, tmp_path):
+    """Older Civitai answers carry ``"tags": [{"name": "punk"}]``; they must not be stored as a Python repr."""
+    civ.add(CModel(1090, "Punk", "LORA", tags=[{"name": "punk"}, {"name": "style"}, "punk"], versions=[
+        CVersion(2090, "v1", "SDXL 1.0", files=[CFile(3090, "punk.safetensors", sdxl_lora_bytes(tmp_path, seed=90))]),
+    ]))
+    assert SRC.plan(ctx, parse("civitai:1090")).source_info.tags == ["punk", "style"]
+    [row] = [r for r in SRC.search(ctx, SearchQuery(text="punk", limit=5)).results]
+    assert row.tags == ["punk", "style"]
+
+
+def test_tag_names_reads_every_shape() -> None:
+    from hub.catalogue.records import SourceInfo, tag_names
+
+    assert tag_names([{"name": "punk"}, "anime", {"id": 3, "name": "插画"}, {"id": 4}, None, "  ", "anime"]) == [
+        "punk", "anime", "插画"]
+    assert tag_names(["{'name': 'punk'}"]) == ["punk"]  # what catalogues written before the fix hold
+    assert tag_names(None) == [] and tag_names("solo") == ["solo"]
+    assert SourceInfo("civitai", "1", tags=[{"name": "punk"}]).tags == ["punk"]  # type: ignore[list-item]

@@ -599,3 +599,13 @@ def test_resolve_accepts_catalogue_ids_and_names_without_network(hub, world, tmp
     (folder / "mine.safetensors").unlink()
     with pytest.raises(Exception, match="no longer on disk"):
         resolve(hub, f"#{rec.id}")
+
+
+def test_tag_objects_are_catalogued_as_strings(hub, world, tmp_path):
+    """An older Civitai answer's ``[{"name": "punk"}]`` is stored as "punk", not as "{'name': 'punk'}"."""
+    world["civitai"].add(CModel(1095, "Punk", "LORA", tags=[{"name": "punk"}, {"name": "style"}], versions=[
+        CVersion(2095, "v1", "SDXL 1.0", files=[CFile(3095, "punk.safetensors", sdxl_lora_bytes(tmp_path, seed=95))]),
+    ]))
+    record = install(hub, "civitai:1095").record
+    assert record.sources[0].tags == ["punk", "style"]
+    assert hub.catalogue.by_path(record.path).sources[0].tags == ["punk", "style"]  # read back from the database

@@ -6,9 +6,41 @@ ever added, never renamed or removed.
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
+
+_REPR_OBJECT = re.compile(r"^\{.*\}$", re.S)
+
+
+def tag_names(value: Any) -> list[str]:
+    """Tags as plain strings, whatever shape a source sent them in.
+
+    Civitai sends ``["anime"]`` today and ``[{"name": "anime"}]`` in older answers; LiblibAI sends
+    ``[{"id": 1, "name": "插画"}]``; catalogues written before this fix hold the Python repr
+    ``"{'name': 'punk'}"``. Nameless objects are dropped, duplicates kept once, order kept.
+    """
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, str) and _REPR_OBJECT.match(item.strip()):
+            try:
+                item = ast.literal_eval(item.strip())  # a stored repr of a tag object
+            except (ValueError, SyntaxError):
+                pass
+        if isinstance(item, dict):
+            inner = item.get("tag") if isinstance(item.get("tag"), dict) else item
+            item = inner.get("name") if inner.get("name") not in (None, "") else None
+        if item is None or isinstance(item, dict | list):
+            continue
+        text = str(item).strip()
+        if text and text not in out:
+            out.append(text)
+    return out
 
 
 @dataclass
@@ -35,6 +67,9 @@ class SourceInfo:
     description: str | None = None
     claimed_family: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tags = tag_names(self.tags)  # every source's shapes, and old catalogues' reprs, become strings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
