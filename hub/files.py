@@ -88,20 +88,35 @@ def open_regular(path: str | os.PathLike[str]) -> int:
     return fd
 
 
-def umask_file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file under the current umask."""
-    with _umask_lock:  # os.umask can only be read by setting it
-        current = os.umask(0o022)
-        os.umask(current)
-    return 0o666 & ~current
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (``/proc/self/status`` on Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:  # elsewhere os.umask can only be read by setting it (briefly, under a lock)
+        value = os.umask(0o022)
+        os.umask(value)
+    return value
 
 
-def apply_umask_mode(target: int | str | os.PathLike[str]) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) the mode the user's umask asks for; best effort."""
+def umask_file_mode(directory: bool = False) -> int:
+    """The mode a plain ``open(path, "w")`` (or ``mkdir``) would give under the current umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def apply_umask_mode(target: int | str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Give a file made by ``mkstemp`` (0600) or a folder made by ``mkdtemp`` (0700) the mode the umask asks for.
+
+    Best effort: a filesystem without modes (some network mounts) keeps what it has.
+    """
     try:
         if isinstance(target, int):
-            os.fchmod(target, umask_file_mode())
+            os.fchmod(target, umask_file_mode(directory))
         else:
-            os.chmod(target, umask_file_mode())
+            os.chmod(target, umask_file_mode(directory))
     except OSError:
         pass

@@ -375,6 +375,9 @@ def write_png(image: Any, path: Path, infotext: str) -> Path:
     info.add_text("parameters", infotext)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        from .files import apply_umask_mode
+
+        apply_umask_mode(fd)  # the user's PNG gets the umask's mode (0644 under 022), not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             image.save(f, format="PNG", pnginfo=info)
         os.replace(tmp, path)

@@ -175,6 +175,9 @@ def fetch_configs(repo: str, dest: Path) -> Path:
     ctx = SourceContext.create()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    from hub.files import apply_umask_mode
+
+    apply_umask_mode(staging, directory=True)  # mkdtemp's 0700 would become the cache folder's mode
     try:
         for name in CONFIG_REPOS[repo]:
             target = staging / name
