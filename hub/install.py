@@ -45,6 +45,7 @@ from .refs import Ref
 from .sources import (
     DownloadPlan,
     FetchedFile,
+    SearchPage,
     SearchQuery,
     SearchResult,
     Source,
@@ -666,6 +667,8 @@ def search(
     for source in chosen:
         try:
             page = source.search(ctx, q)
+            if not isinstance(page, SearchPage):  # a plugin's bug is its error, not sdhub's traceback
+                raise TypeError(f"search returned {type(page).__name__}, not a SearchPage")
         except Exception as exc:  # one source (maybe a third-party plugin's) failing must not hide the others
             report.errors[source.name] = source_failure(source.name, "search", exc)
             continue
@@ -715,6 +718,8 @@ def lookup(
             break
         try:
             found = source.lookup_hashes(ctx, pending)
+            if not isinstance(found, dict) or not all(isinstance(v, SourceInfo) for v in found.values()):
+                raise TypeError(f"lookup_hashes returned {type(found).__name__}, not a dict of SourceInfo")
         except Exception as exc:  # as in search: report the source, ask the next one
             for sha in pending:
                 for res, _rec in by_sha[sha]:

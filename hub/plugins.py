@@ -56,7 +56,7 @@ def load_plugins() -> None:
             continue
         try:
             module = ep.load()
-        except Exception as exc:  # a broken plugin must not break sdhub
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break sdhub, not even by sys.exit()
             _problems.append(f"plugin {ep.name!r} failed to load: {type(exc).__name__}: {exc}")
             continue
         try:
@@ -139,7 +139,7 @@ def call_each(hook_name: str, kwargs_for: Any) -> list[Any]:
         kwargs = kwargs_for(impl.plugin_name)
         try:
             result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             _problems.append(
                 f"plugin {impl.plugin_name!r} raised in {hook_name}: {type(exc).__name__}: {exc}"
             )
