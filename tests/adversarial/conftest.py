@@ -7,9 +7,6 @@ CI output says at a glance how sdhub held up.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +31,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         clean = sum(1 for v in _outcomes.values() if v == "clean")
         failed = len(_outcomes) - clean
         terminalreporter.write_line(f"adversarial: {len(_outcomes)} tried / {clean} clean / {failed} failed")
-
-
-def run_sdhub(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``sdhub ARGS`` in a child process with a hard timeout: a hang fails the test instead of the suite."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    try:
-        return subprocess.run([sys.executable, "-c", "from hub.cli import main; main()", *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout, env=full_env)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"sdhub {' '.join(map(str, args))} hung (> {timeout} s)")

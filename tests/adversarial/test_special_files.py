@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_sdhub
+from adversarial_proc import run_sdhub
 
 
 @pytest.fixture
