@@ -26,7 +26,7 @@ _umask_lock = threading.Lock()
 
 def _kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
+        return "a named pipe"
     if stat.S_ISCHR(mode):
         return "a character device"
     if stat.S_ISBLK(mode):

@@ -75,3 +75,14 @@ def test_read_header_refuses_device() -> None:
 
     with pytest.raises(FileAccessError, match="not a regular file"):
         read_header("/dev/zero")
+
+
+def test_generate_with_fifo_lora_is_refused(tmp_path: Path) -> None:
+    from safetensors_files import SD15_UNET_MARKERS, write_safetensors
+
+    model = write_safetensors(tmp_path / "m.safetensors", SD15_UNET_MARKERS)
+    lora = tmp_path / "l.safetensors"
+    os.mkfifo(lora)
+    result = run_sdhub("generate", model, "--family", "sd1", "--lora", lora, "-p", "x", "--offline", timeout=120)
+    assert result.returncode == 1
+    assert f"Error: {lora}: not a regular file (a named pipe)" in result.stderr and "Traceback" not in result.stderr
