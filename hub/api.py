@@ -410,6 +410,7 @@ class Hub:
         else:
             ident, ident_err = identification.to_dict(), None
         mismatch = family_mismatch(ident, source)
+        kind_flag = kind_mismatch(ident, source)
         try:
             key = _stat_key(src)
         except OSError as exc:
@@ -418,7 +419,8 @@ class Hub:
             existing = self.catalogue.by_path_row(s, str(final))
             row = self.catalogue.upsert_file(
                 s, path=str(final), file_id=existing.id if existing is not None else None,
-                values={**self._row_values(final, key, hashes, ident, ident_err), "family_mismatch": mismatch},
+                values={**self._row_values(final, key, hashes, ident, ident_err), "family_mismatch": mismatch,
+                        "kind_mismatch": kind_flag},
             )
             if source is not None:
                 self.catalogue.link_source(s, row, source)
@@ -440,11 +442,14 @@ class Hub:
     def attach_source(self, record: FileRecord, source: SourceInfo) -> FileRecord:
         """Link an already catalogued file to what a source says about it (``sdhub lookup``)."""
         mismatch = family_mismatch(record.identification, source)
+        kind_flag = kind_mismatch(record.identification, source)
         with self.catalogue.transaction() as s:
             row = self.catalogue.row(s, record.id)
             self.catalogue.link_source(s, row, source)
             if mismatch:
                 row.family_mismatch = mismatch
+            if kind_flag:
+                row.kind_mismatch = kind_flag
             self.catalogue.reindex(s, row)
         updated = self.catalogue.get(record.id)
         assert updated is not None
@@ -536,6 +541,7 @@ class Hub:
         data["hashes"] = record.hashes() if record else None
         data["sources"] = record.to_dict()["sources"] if record else []
         data["family_mismatch"] = record.family_mismatch if record else None
+        data["kind_mismatch"] = record.kind_mismatch if record else None
         data["verify_status"] = record.verify_status if record else None
         data["metadata"] = record.metadata if record else {}
         data["sidecars"] = [dict(sc) for sc in record.sidecars] if record else []
@@ -720,3 +726,24 @@ def family_mismatch(ident: dict[str, Any] | None, source: SourceInfo | None) -> 
             return f"{said} but the file's header fits only {', '.join(candidates)}"
         return None
     return f"{said} but the file's header says {found}"
+
+
+# Kinds identification can tell apart that sources also claim; a checkpoint may ship as its diffusion model only.
+_COMPARABLE_KINDS = {"checkpoint": {"checkpoint", "diffusion_model"}, "diffusion_model": {"checkpoint", "diffusion_model"},
+                     "lora": {"lora"}, "embedding": {"embedding"}, "vae": {"vae"}, "text_encoder": {"text_encoder"}}
+
+
+def kind_mismatch(ident: dict[str, Any] | None, source: SourceInfo | None) -> str | None:
+    """A message when the identified kind contradicts the source's claim (or the AIR used contradicted the
+    source's own payload); None when nothing disagrees."""
+    if source is None:
+        return None
+    problems = []
+    claimed, found = source.claimed_kind, (ident or {}).get("kind")
+    if claimed in _COMPARABLE_KINDS and found in _COMPARABLE_KINDS and found not in _COMPARABLE_KINDS[claimed]:
+        said = f"{source.source} says {source.model_type or claimed!r} ({claimed})"
+        problems.append(f"{said} but the file's header says {found}")
+    air = source.extra.get("air_mismatch") if source.extra else None
+    if air:
+        problems.append(str(air))
+    return "; ".join(problems) or None

@@ -106,6 +106,7 @@ class InstallResult:
     family_mismatch: str | None = None
     error: str | None = None
     error_type: str | None = None
+    kind_mismatch: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,7 @@ class InstallResult:
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
             "family_mismatch": self.family_mismatch,
+            "kind_mismatch": self.kind_mismatch,
             "error": self.error,
             "error_type": self.error_type,
             "plan": self.plan.to_dict() if self.plan else None,
@@ -155,6 +157,7 @@ class LookupResult:
     found: list[SourceInfo] = field(default_factory=list)
     family_mismatch: str | None = None
     error: str | None = None
+    kind_mismatch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +172,7 @@ class LookupResult:
                 for s in self.found
             ],
             "family_mismatch": self.family_mismatch,
+            "kind_mismatch": self.kind_mismatch,
             "error": self.error,
         }
 
@@ -567,6 +571,8 @@ def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -
     warnings = list(plan.warnings)
     if record.family_mismatch:
         warnings.append(f"family mismatch: {record.family_mismatch}")
+    if record.kind_mismatch and record.kind_mismatch not in "; ".join(warnings):
+        warnings.append(f"kind mismatch: {record.kind_mismatch}")
     return InstallResult(
         ref=plan.ref,
         status="installed",
@@ -578,6 +584,7 @@ def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -
         connections=fetched.connections,
         warnings=warnings,
         family_mismatch=record.family_mismatch,
+        kind_mismatch=record.kind_mismatch,
     )
 
 
@@ -732,6 +739,7 @@ def lookup(
                 updated = hub.attach_source(rec, info)
                 res.found.append(info)
                 res.family_mismatch = updated.family_mismatch
+                res.kind_mismatch = updated.kind_mismatch
         pending = [s for s in pending if s not in found]
     return results
 

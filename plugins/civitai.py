@@ -242,6 +242,41 @@ def early_access_note(until: str) -> str:
     return f"Early Access until {_date(until)}" if until != "unknown" else "Early Access (Civitai gives no end date)"
 
 
+# -- what a reference or a payload claims, against each other -------------------------------------
+# Civitai file types that are not the model's own kind (a Checkpoint version also ships its VAE, text encoder…).
+FILE_TYPE_KIND = {"VAE": "vae", "Text Encoder": "text_encoder", "Diffusion Model": "diffusion_model",
+                  "UNet": "diffusion_model"}
+# AIR types and ecosystems (civitai-developer-docs: site/guide/air.md) as our kinds and families.
+AIR_TYPE_KIND = {"checkpoint": "checkpoint", "lora": "lora", "locon": "lora", "lycoris": "lora", "dora": "lora",
+                 "embedding": "embedding", "textualinversion": "embedding", "vae": "vae", "controlnet": "controlnet",
+                 "upscaler": "upscaler", "diffusionmodel": "checkpoint", "unet": "checkpoint",
+                 "hypernet": "hypernetwork", "hypernetwork": "hypernetwork"}
+AIR_ECOSYSTEM_FAMILY = {"sd1": "sd1", "sd15": "sd1", "sd2": "sd2", "sd21": "sd2", "sdxl": "sdxl", "pony": "sdxl",
+                        "illustrious": "sdxl", "noobai": "sdxl", "sdxl-turbo": "sdxl", "sd3": "sd3", "sd35": "sd3",
+                        "flux1": "flux", "flux": "flux", "sc": "cascade"}
+
+
+def claimed_kind(model_type: str | None, file_type: str | None) -> str | None:
+    """The kind Civitai claims for one file: its file type when that names a part, else the model's type."""
+    return FILE_TYPE_KIND.get(file_type or "") or TYPE_KIND.get(model_type or "")
+
+
+def air_contradictions(ref: Ref, plan: DownloadPlan) -> list[str]:
+    """Where an AIR's ecosystem or type contradicts the payload (unknown and ``other`` parts say nothing)."""
+    out = []
+    info = plan.source_info
+    said = f"the AIR says {ref.air_ecosystem}:{ref.air_type}"
+    kind = AIR_TYPE_KIND.get(ref.air_type or "")
+    payload_kind = TYPE_KIND.get(info.model_type or "")
+    if kind and payload_kind and kind != payload_kind:
+        out.append(f"kind mismatch: {said} but Civitai's model {info.model_id} is a {info.model_type}")
+    family = AIR_ECOSYSTEM_FAMILY.get(ref.air_ecosystem or "")
+    if family and info.claimed_family and family != info.claimed_family:
+        out.append(f"family mismatch: {said} but Civitai's version {info.version_id} has base model"
+                   f" {info.base_model!r} ({info.claimed_family})")
+    return out
+
+
 class EarlyAccessRefused(AccessDeniedError):
     """Civitai's 403 for an early-access version the caller has not bought (``deadline`` may be None)."""
 
@@ -417,7 +452,12 @@ class CivitaiSource(Source):
 
     def plan(self, ctx: SourceContext, ref: Ref) -> DownloadPlan:
         version, model = self._version_for(ctx, ref)
-        return self._plan_from(ctx, ref, version, model)
+        plan = self._plan_from(ctx, ref, version, model)
+        contradictions = air_contradictions(ref, plan)
+        if contradictions:
+            plan.warnings.extend(contradictions)
+            plan.source_info.extra["air_mismatch"] = "; ".join(contradictions)
+        return plan
 
     def _plan_from(
         self, ctx: SourceContext, ref: Ref, version: dict[str, Any], model: dict[str, Any] | None,
@@ -486,6 +526,7 @@ class CivitaiSource(Source):
             license=license_info,
             creator=((model or {}).get("creator") or {}).get("username"),
             claimed_family=claimed_family(base_model),
+            claimed_kind=claimed_kind(model_type, file.get("type")),
             extra={
                 k: v
                 for k, v in {
@@ -512,7 +553,7 @@ class CivitaiSource(Source):
             # The token is for the configured Civitai host only, even if the API names another one.
             auth_headers=self.auth_headers(ctx) if origin(url) == origin(self.base(ctx)) else {},
             claimed_family=info.claimed_family,
-            claimed_kind=TYPE_KIND.get(model_type or "", None),
+            claimed_kind=info.claimed_kind,
             early_access_until=ea,
             warnings=warnings,
             endpoint=self.base(ctx),

@@ -429,6 +429,61 @@ def test_lookup_keeps_the_version_when_the_model_request_fails(hub, world, tmp_p
     assert [(s.model_id, s.version_id, s.tags, s.creator) for s in res.found] == [("1001", "2002", [], None)]
 
 
+def test_checkpoint_that_is_a_lora_is_flagged_kind_mismatch(world, run_cli, tmp_path):
+    lora = sdxl_lora_bytes(tmp_path, seed=60)
+    world["civitai"].add(CModel(1400, "Not a checkpoint", "Checkpoint", versions=[
+        CVersion(2400, "v1", "SDXL 1.0", files=[CFile(3400, "notckpt.safetensors", lora)])]))
+    res = run_cli("install", "civitai:1400", "--json")
+    assert res.exit_code == 0, res.output
+    [item] = json.loads(res.stdout)
+    expected = "civitai says 'Checkpoint' (checkpoint) but the file's header says lora"
+    assert item["kind_mismatch"] == expected and item["record"]["kind_mismatch"] == expected
+    assert any(w == f"kind mismatch: {expected}" for w in item["warnings"])
+    [listed] = [r for r in json.loads(run_cli("list", "--json").stdout) if r["name"] == "notckpt.safetensors"]
+    assert listed["kind_mismatch"] == expected and listed["family_mismatch"] is None
+    assert json.loads(run_cli("info", "notckpt.safetensors", "--json").stdout)["kind_mismatch"] == expected
+    text = run_cli("install", "civitai:1400")
+    assert text.exit_code == 0
+    # The same contradiction found by lookup of a copy.
+    copy = tmp_path / "copy" / "x.safetensors"
+    copy.parent.mkdir()
+    copy.write_bytes(lora)
+    looked = run_cli("lookup", str(copy))
+    assert f"kind mismatch: {expected}" in looked.stderr
+
+
+def test_air_contradicting_the_payload_warns_and_is_flagged(world, run_cli):
+    # 1001 is an SDXL LoRA; this AIR calls it an sd1 checkpoint.
+    dry = run_cli("install", "--dry-run", "--json", "urn:air:sd1:checkpoint:civitai:1001@2002")
+    [planned] = json.loads(dry.stdout)
+    warnings = " | ".join(planned["warnings"])
+    assert "kind mismatch: the AIR says sd1:checkpoint but Civitai's model 1001 is a LORA" in warnings
+    assert "family mismatch: the AIR says sd1:checkpoint but Civitai's version 2002 has base model 'SDXL 1.0'" \
+        in warnings
+    res = run_cli("install", "--json", "urn:air:sd1:checkpoint:civitai:1001@2002")
+    [item] = json.loads(res.stdout)
+    assert item["status"] == "installed" and "the AIR says sd1:checkpoint" in item["kind_mismatch"]
+    # An AIR that agrees (illustrious and pony are SDXL ecosystems) warns of nothing.
+    [ok] = json.loads(run_cli("install", "--dry-run", "--json", "urn:air:pony:lora:civitai:1001@2002").stdout)
+    assert not [w for w in ok["warnings"] if "mismatch" in w]
+
+
+def test_kind_mismatch_rules():
+    from hub.api import kind_mismatch
+    from hub.catalogue import SourceInfo
+    from hub_plugins.civitai import claimed_kind
+
+    assert claimed_kind("Checkpoint", "VAE") == "vae" and claimed_kind("Checkpoint", "Model") == "checkpoint"
+    assert claimed_kind("Checkpoint", "Diffusion Model") == "diffusion_model" and claimed_kind("LoCon", None) == "lora"
+    src = lambda kind: SourceInfo(source="civitai", model_id="1", model_type="Checkpoint", claimed_kind=kind)  # noqa: E731
+    assert kind_mismatch({"kind": "vae"}, src("vae")) is None  # a checkpoint version's VAE file
+    assert kind_mismatch({"kind": "diffusion_model"}, src("checkpoint")) is None  # a UNet-only checkpoint
+    assert kind_mismatch({"kind": "unknown"}, src("checkpoint")) is None
+    assert kind_mismatch({"kind": "lora"}, src("controlnet")) is None  # a kind identification cannot tell
+    assert kind_mismatch({"kind": "lora"}, src("checkpoint")) == \
+        "civitai says 'Checkpoint' (checkpoint) but the file's header says lora"
+
+
 def test_search_across_sources_reports_failures_separately(hub, world):
     world["liblib"].site.stop()
     report = search(hub, "pixel")

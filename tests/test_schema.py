@@ -116,15 +116,17 @@ def test_a_version_1_catalogue_is_migrated_in_place(tmp_path: Path) -> None:
     Catalogue(f"sqlite:///{db}").close()
     con = sqlite3.connect(db)  # make it look like a catalogue written by sdhub with schema 1
     con.execute("ALTER TABLE files DROP COLUMN identify_version")
+    con.execute("ALTER TABLE files DROP COLUMN kind_mismatch")
     con.execute("UPDATE schema_meta SET value='1' WHERE key='schema_version'")
     con.execute("INSERT INTO files (path, name, format, size, mtime_ns, device, inode, added_at) "
                 "VALUES ('/m/a.safetensors', 'a.safetensors', 'safetensors', 1, 1, 1, 1, '2026-01-01 00:00:00')")
     con.commit()
     con.close()
     cat = Catalogue(f"sqlite:///{db}")
-    assert cat.schema_version() == SCHEMA_VERSION == 3
+    assert cat.schema_version() == SCHEMA_VERSION == 4
     rows = cat.stat_rows()
     assert list(rows) == ["/m/a.safetensors"] and rows["/m/a.safetensors"].identify_version is None
     con = sqlite3.connect(db)
-    assert "identify_version" in [r[1] for r in con.execute("PRAGMA table_info(files)")]
+    columns = [r[1] for r in con.execute("PRAGMA table_info(files)")]
+    assert "identify_version" in columns and "kind_mismatch" in columns
     con.close()

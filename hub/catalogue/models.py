@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:
@@ -80,6 +80,7 @@ class File(Base):
     identify_version: Mapped[int | None] = mapped_column(Integer)
     identify_error: Mapped[str | None] = mapped_column(Text)
     family_mismatch: Mapped[str | None] = mapped_column(Text)
+    kind_mismatch: Mapped[str | None] = mapped_column(Text)
 
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -67,6 +67,7 @@ class SourceInfo:
     description: str | None = None
     claimed_family: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    claimed_kind: str | None = None  # our kind name for what the source says the file is (kept in extra)
 
     def __post_init__(self) -> None:
         self.tags = tag_names(self.tags)  # every source's shapes, and old catalogues' reprs, become strings
@@ -105,6 +106,7 @@ class FileRecord:
     sources: list[SourceInfo] = field(default_factory=list)
     # What other tools' sidecars beside the file say: {"path", "format", "data", "problem"} each.
     sidecars: list[dict[str, Any]] = field(default_factory=list)
+    kind_mismatch: str | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -170,6 +172,7 @@ class FileRecord:
             "family_mismatch": self.family_mismatch,
             "metadata": self.metadata,
             "sidecars": [dict(sc) for sc in self.sidecars],
+            "kind_mismatch": self.kind_mismatch,
             "added_at": self.added_at.isoformat() if self.added_at else None,
             "verified_at": self.verified_at.isoformat() if self.verified_at else None,
             "verify_status": self.verify_status,

@@ -76,10 +76,17 @@ def _m003_sidecars_and_links(con: Any, columns: set[str]) -> None:
     """v3: the ``sidecars`` and ``links`` tables; new tables only, which ``create_all`` adds after the steps."""
 
 
+def _m004_kind_mismatch(con: Any, columns: set[str]) -> None:
+    """v4: a file whose kind contradicts what its source claims (a Civitai "Checkpoint" that is a LoRA)."""
+    if "kind_mismatch" not in columns:
+        con.execute(text("ALTER TABLE files ADD COLUMN kind_mismatch TEXT"))
+
+
 # (schema version, step): each step upgrades from the version before it.
 MIGRATIONS: list[tuple[int, Callable[[Any, set[str]], None]]] = [
     (2, _m002_identify_version),
     (3, _m003_sidecars_and_links),
+    (4, _m004_kind_mismatch),
 ]
 
 
@@ -379,7 +386,8 @@ class Catalogue:
         link.download_url = info.download_url
         link.published_hashes = {k.lower(): v.lower() for k, v in info.published_hashes.items() if v} or None
         link.claimed_family = info.claimed_family
-        link.extra = info.extra or None  # per file: a version's files differ (format, fp16/fp32, size…)
+        extra = {**info.extra, **({"claimed_kind": info.claimed_kind} if info.claimed_kind else {})}
+        link.extra = extra or None  # per file: a version's files differ (format, fp16/fp32, size…)
         s.flush()
         return link
 
@@ -513,6 +521,7 @@ def to_record(f: File) -> FileRecord:
                 description=m.description,
                 claimed_family=link.claimed_family,
                 extra=dict(link.extra or {}),
+                claimed_kind=(link.extra or {}).get("claimed_kind"),
             )
         )
     return FileRecord(
@@ -520,7 +529,7 @@ def to_record(f: File) -> FileRecord:
         sha256=f.sha256, autov1=f.autov1, autov3=f.autov3, crc32=f.crc32, blake3=f.blake3,
         family=f.family, kind=f.kind, variant=f.variant, precision=f.precision,
         identification=f.identification, identify_error=f.identify_error, hash_error=f.hash_error,
-        family_mismatch=f.family_mismatch, added_at=_aware(f.added_at), verified_at=_aware(f.verified_at),
+        family_mismatch=f.family_mismatch, kind_mismatch=f.kind_mismatch, added_at=_aware(f.added_at), verified_at=_aware(f.verified_at),
         verify_status=f.verify_status, verify_detail=f.verify_detail, sources=sources,
         sidecars=[{"path": sc.path, "format": sc.format, "data": dict(sc.data or {}), "problem": sc.problem}
                   for sc in f.sidecars],

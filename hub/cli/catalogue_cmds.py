@@ -56,7 +56,7 @@ def list_(family: str | None, kind: str | None, source: str | None, text: str | 
         return
     rows = [
         (r.id, r.name, r.family or "", r.kind or "", r.variant or "", human_size(r.size),
-         (r.autov2 or "").upper(), ",".join(r.source_names), "!" if r.family_mismatch else "")
+         (r.autov2 or "").upper(), ",".join(r.source_names), "!" if r.family_mismatch or r.kind_mismatch else "")
         for r in records
     ]
     print_table(rows, ["ID", "NAME", "FAMILY", "KIND", "VARIANT", "SIZE", "AUTOV2", "SOURCES", ""],
@@ -96,6 +96,8 @@ def _print_info(data: dict[str, Any]) -> None:
         line(f"fits:      {', '.join(data['candidates'])}")
     if data.get("family_mismatch"):
         line(f"WARNING:   {data['family_mismatch']}")
+    if data.get("kind_mismatch"):
+        line(f"WARNING:   {data['kind_mismatch']}")
     for warning in data.get("warnings") or []:
         line(f"note:      {warning}")
     if data.get("identify_error"):

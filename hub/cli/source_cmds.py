@@ -143,7 +143,7 @@ def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None
 
 def _print_result(result: Any, quiet: bool) -> None:
     for warning in result.warnings:
-        if not quiet or warning.startswith("family mismatch"):
+        if not quiet or warning.startswith(("family mismatch", "kind mismatch")):
             click.echo(f"Warning: {warning}", err=True)
     if result.status == "planned":
         plan = result.plan
@@ -203,6 +203,8 @@ def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> N
             rows.append([r.path, ref, what])
         if r.family_mismatch:
             click.echo(f"Warning: {r.path}: family mismatch: {r.family_mismatch}", err=True)
+        if r.kind_mismatch:
+            click.echo(f"Warning: {r.path}: kind mismatch: {r.kind_mismatch}", err=True)
     print_table(rows, ["PATH", "SOURCE", "MODEL"])
     if all_failed:
         sys.exit(1)
