@@ -564,6 +564,35 @@ class Hub:
 
         return link_layout(self, directory, layout, **kwargs)
 
+    def after_install(self, record: FileRecord, plan: Any = None, into: Sequence[str] = ()) -> list[str]:
+        """Sidecars beside a new install and links into the ``[ui]`` folders (and ``into``); one line per step.
+
+        A failure here is reported in the lines, never undoes the install.
+        """
+        from .interop.install_hooks import link_new_file, resolve_into, ui_folders, write_install_sidecars
+
+        lines: list[str] = []
+        try:
+            for p in write_install_sidecars(self, record, plan, fetch_preview=_fetch_preview):
+                lines.append(f"sidecar {p}")
+        except (OSError, SdhubError) as exc:
+            lines.append(f"sidecars not written: {exc}")
+        try:
+            uis = ui_folders(self)
+            for item in into:
+                name, root = resolve_into(self, item)
+                uis[name] = root
+            lines += link_new_file(self, record, uis)
+        except (OSError, SdhubError) as exc:
+            lines.append(f"not linked into the UI: {exc}")
+        return lines
+
+    def doctor(self, *, fix: bool = False) -> Any:
+        """What is wrong between catalogue, store and sdhub's links; ``fix`` does only the safe repairs."""
+        from .interop.doctor import doctor
+
+        return doctor(self, fix=fix)
+
     def comfyui_extra_paths(self, file: str | os.PathLike[str], *, section: str = "sdhub",
                             dry_run: bool = False) -> dict[str, Any]:
         """Write (or update) sdhub's section of a ComfyUI ``extra_model_paths.yaml`` pointing at the store."""
@@ -674,6 +703,14 @@ def _special_file_error(path: Path) -> str | None:
     except FileAccessError as exc:
         return str(exc).split(": ", 1)[-1] if str(exc).startswith(str(path)) else str(exc)
     return None
+
+
+def _fetch_preview(url: str) -> bytes | None:
+    import requests
+
+    resp = requests.get(url, timeout=30)
+    resp.raise_for_status()
+    return resp.content if len(resp.content) < 32 * 1024 * 1024 else None
 
 
 def _canonical_path(path: Path) -> Path:

@@ -107,6 +107,8 @@ class InstallResult:
     error: str | None = None
     error_type: str | None = None
     kind_mismatch: str | None = None
+    # What the install also did for the UIs: sidecars written, links made ([ui], --into).
+    placed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -126,6 +128,7 @@ class InstallResult:
             "kind_mismatch": self.kind_mismatch,
             "error": self.error,
             "error_type": self.error_type,
+            "placed": self.placed,
             "plan": self.plan.to_dict() if self.plan else None,
             "record": self.record.to_dict() if self.record else None,
         }
@@ -569,6 +572,7 @@ def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -
     record = hub.register_file(target, source=plan.source_info, move_from=ready, fingerprints=fp,
                                identification=ident)
     warnings = list(plan.warnings)
+    placed = hub.after_install(record, plan)
     if record.family_mismatch:
         warnings.append(f"family mismatch: {record.family_mismatch}")
     if record.kind_mismatch and record.kind_mismatch not in "; ".join(warnings):
@@ -585,6 +589,7 @@ def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -
         warnings=warnings,
         family_mismatch=record.family_mismatch,
         kind_mismatch=record.kind_mismatch,
+        placed=placed,
     )
 
 

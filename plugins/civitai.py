@@ -557,7 +557,9 @@ class CivitaiSource(Source):
             early_access_until=ea,
             warnings=warnings,
             endpoint=self.base(ctx),
-            extra={"size_exact": False},  # sizeKB is a rounded float: used for the space check only
+            # sizeKB is a rounded float: used for the space check only. The version JSON as Civitai sent it
+            # becomes the installed file's <stem>.civitai.info sidecar.
+            extra={"size_exact": False, "civitai_version": version, "civitai_model": model},
         )
 
     def fetch(self, ctx: SourceContext, plan: DownloadPlan, dest_dir: Path) -> FetchedFile:

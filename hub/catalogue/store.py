@@ -455,14 +455,23 @@ class Catalogue:
             return [_link_dict(r) for r in s.scalars(stmt.order_by(Link.path))]
 
     def record_link(self, values: dict[str, Any]) -> None:
+        self.record_links([values])
+
+    def record_links(self, many: Sequence[dict[str, Any]]) -> None:
+        """Record (or update) links sdhub made, all in one transaction."""
+        if not many:
+            return
         with self.transaction() as s:
-            row = s.scalar(select(Link).where(Link.path == values["path"]))
-            if row is None:
-                row = Link(**values)
-                s.add(row)
-            else:
-                for k, v in values.items():
-                    setattr(row, k, v)
+            existing = {r.path: r for r in s.scalars(select(Link).where(Link.path.in_([v["path"] for v in many])))}
+            for values in many:
+                row = existing.get(values["path"])
+                if row is None:
+                    row = Link(**values)
+                    s.add(row)
+                    existing[values["path"]] = row
+                else:
+                    for k, v in values.items():
+                        setattr(row, k, v)
 
     def forget_link(self, path: str) -> None:
         with self.transaction() as s:

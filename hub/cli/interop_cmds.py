@@ -68,3 +68,28 @@ def link(directory: str | None, layout: str | None, mode: str, family_folders: b
         click.echo(f"{summary}" + (f"; {modes}" if modes else "") + (" (dry run)" if dry_run else ""))
     if check and report.drift:
         raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--fix", is_flag=True, help="Do what is safe (re-link, remove orphans) and say each step.")
+@json_option
+def doctor(fix: bool, as_json: bool) -> None:
+    """Missing, moved or changed files, dangling links, orphaned downloads, duplicate contents."""
+    from .base import human_size
+
+    report = get_hub().doctor(fix=fix)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for f in report.findings:
+            waste = f" [{human_size(f.wasted_bytes)}]" if f.wasted_bytes else ""
+            click.echo(f"{f.problem:<13} {f.path}: {f.detail}{waste}")
+            if f.fixed:
+                click.echo(f"  fixed: {f.fixed}")
+        if not report.findings:
+            click.echo("nothing wrong")
+        else:
+            click.echo(", ".join(f"{n} {k}" for k, n in report.summary().items())
+                       + (f"; {human_size(report.wasted_bytes)} wasted" if report.wasted_bytes else ""))
+    if any(not f.fixed for f in report.findings):
+        raise SystemExit(1)

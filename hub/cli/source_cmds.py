@@ -105,11 +105,11 @@ def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None
     """
     from .. import InstallResult, TqdmProgress
 
-    if from_files or into or allow_hosts:
+    if from_files or allow_hosts:
         from .resources_cmds import install_from
 
         if refs or not from_files:
-            raise click.UsageError("give either references or --from FILE… (--into and --allow-host go with --from)")
+            raise click.UsageError("give either references or --from FILE… (--allow-host goes with --from)")
         return install_from(from_files, into, allow_hosts, dry_run, as_json)
     if not refs:
         raise click.UsageError("give a reference to install, or --from FILE…")
@@ -132,9 +132,13 @@ def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None
             if not as_json:
                 click.echo(f"Error: {exc}", err=True)
             continue
+        if into and result.record is not None and not dry_run:
+            result.placed += hub.after_install(result.record, None, into=(into,))
         results.append(result)
         if not as_json:
             _print_result(result, quiet)
+            for line in result.placed if not quiet else []:
+                click.echo(f"  {line}")
     if as_json:
         emit_json([r.to_dict() for r in results])
     if failures:

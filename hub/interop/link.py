@@ -156,16 +156,18 @@ def _make(dest: Path, target: Path, order: list[str], report: LinkReport) -> str
     raise LinkError(f"cannot create {dest}: " + "; ".join(errors))
 
 
-def _record(hub: Hub, dest: Path, rec: FileRecord, root: Path, layout: Layout, mode: str) -> None:
+def _record(pending: list[dict[str, Any]], dest: Path, rec: FileRecord, root: Path, layout: Layout,
+            mode: str) -> None:
     st = dest.lstat() if mode == "symlink" else dest.stat()
-    hub.catalogue.record_link({"path": str(dest), "file_id": rec.id, "target": rec.path, "root": str(root),
+    pending.append({"path": str(dest), "file_id": rec.id, "target": rec.path, "root": str(root),
                                "layout": layout.name, "mode": mode, "size": st.st_size,
-                               "mtime_ns": st.st_mtime_ns, "inode": st.st_ino})
+                    "mtime_ns": st.st_mtime_ns, "inode": st.st_ino})
 
 
 def link_layout(hub: Hub, directory: str | os.PathLike[str], layout_name: str, *, mode: str = "symlink",
                 family_folders: bool = False, check: bool = False, prune: bool = False, dry_run: bool = False,
-                family: str | None = None, kind: str | None = None, force: bool = False) -> LinkReport:
+                family: str | None = None, kind: str | None = None, force: bool = False,
+                only_ids: set[int] | None = None) -> LinkReport:
     """Link the catalogue (filtered by ``family``/``kind``) into ``directory`` laid out as ``layout_name``."""
     try:
         layout = get_layout(layout_name)
@@ -186,14 +188,30 @@ def link_layout(hub: Hub, directory: str | os.PathLike[str], layout_name: str, *
     order = list(MODES[MODES.index(mode):])
     report = LinkReport(str(root), layout.name, mode, dry_run=dry_run, check=check)
     recorded = {link["path"]: link for link in hub.catalogue.links(str(root))}
+
+    # Links are recorded in batches: one interrupted before its batch was written is adopted by the next run.
+    pending: list[dict[str, Any]] = []
+    try:
+        _plan_and_link(hub, root, layout, report, recorded, order, pending, family_folders=family_folders,
+                       check=check, prune=prune, dry_run=dry_run, family=family, kind=kind, only_ids=only_ids)
+    finally:
+        hub.catalogue.record_links(pending)
+    return report
+
+
+def _plan_and_link(hub: Hub, root: Path, layout: Layout, report: LinkReport, recorded: dict[str, dict[str, Any]],
+                   order: list[str], pending: list[dict[str, Any]], *, family_folders: bool, check: bool,
+                   prune: bool, dry_run: bool, family: str | None, kind: str | None,
+                   only_ids: set[int] | None) -> None:
     by_file: dict[int, list[str]] = {}
     for path, link in sorted(recorded.items()):
         if link["file_id"] is not None:
             by_file.setdefault(link["file_id"], []).append(path)
     planned: dict[str, int] = {}  # dest path -> file id
     wanted_ids: set[int] = set()
-
-    for rec in sorted(hub.list(family=family, kind=kind), key=lambda r: r.id):
+    records = hub.list(family=family, kind=kind) if only_ids is None else [
+        r for r in (hub.catalogue.get(i) for i in sorted(only_ids)) if r is not None]
+    for rec in sorted(records, key=lambda r: r.id):
         target = Path(rec.path)
         folder = _dest_folder(layout, root, rec, family_folders)
         if folder is None:
@@ -250,7 +268,7 @@ def link_layout(hub: Hub, directory: str | os.PathLike[str], layout_name: str, *
             continue
         if valid is not None:  # made by an interrupted run, or by hand: it is right, so keep it and record it
             if not dry_run:
-                _record(hub, dest, rec, root, layout, valid)
+                _record(pending, dest, rec, root, layout, valid)
             report.entries.append(LinkEntry(str(dest), "adopted", rec.path, rec.id, valid))
             continue
         status = "relinked" if present else "linked"
@@ -258,10 +276,15 @@ def link_layout(hub: Hub, directory: str | os.PathLike[str], layout_name: str, *
             report.entries.append(LinkEntry(str(dest), status, rec.path, rec.id, order[0], "dry run"))
             continue
         used = _make(dest, target, order, report)
-        _record(hub, dest, rec, root, layout, used)
+        _record(pending, dest, rec, root, layout, used)
+        if len(pending) >= 1000:
+            hub.catalogue.record_links(pending)
+            pending.clear()
         report.entries.append(LinkEntry(str(dest), status, rec.path, rec.id, used))
 
     for path, link in recorded.items():
+        if only_ids is not None:
+            break  # linking a few new files: the rest of the tree is not this call's business
         if path in planned:
             continue
         dest = Path(path)
@@ -316,4 +339,3 @@ def link_layout(hub: Hub, directory: str | os.PathLike[str], layout_name: str, *
                     elif p not in ours and p not in catalogued and Path(fname).suffix.lower() in (
                             ".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf"):
                         report.entries.append(LinkEntry(p, "foreign", message="not made by sdhub, not catalogued"))
-    return report
