@@ -73,7 +73,11 @@ def test_resources_folder_states_and_one_request_per_hash(run_cli, world, tmp_pa
     assert mystery["state"] == "unknown" and mystery["note"] == "named only, no hash or link"
     assert data["resources"][0]["name"] == "mine"  # most used first
     assert by_hash_requests(world) == 2  # the LoRA hash and the unknown one; the catalogued one not at all
-    assert run_cli("resources", str(folder)).stdout.count("fetchable") >= 1
+    again = run_cli("resources", str(folder), "--json")  # answers remembered on disk: no request at all
+    rows = {(r["kind"], r["name"]): r for r in json.loads(again.stdout)["resources"]}
+    assert rows[("lora", "pixel")]["install_ref"] == "civitai:1001@2002"
+    assert [r for r in json.loads(again.stdout)["resources"] if r["hash"] == "0123456789ab"][0]["state"] == "unknown"
+    assert by_hash_requests(world) == 2
 
 
 def test_resources_workflow_refs_and_hosts(run_cli, world, tmp_path):

@@ -9,7 +9,9 @@ catalogue names are listed for the user to judge.
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,13 +90,17 @@ def _walk(paths: Sequence[str | os.PathLike[str]], errors: list[tuple[str, str]]
 class Resolver:
     """Classifies resources; holds the per-run hash cache and the source context."""
 
-    def __init__(self, hub: Hub, ctx: SourceContext | None = None, *, offline: bool = False) -> None:
+    def __init__(self, hub: Hub, ctx: SourceContext | None = None, *, offline: bool = False,
+                 use_cache: bool = True) -> None:
         self.hub = hub
         self._ctx = ctx
         self.offline = offline
         self.hash_cache: dict[str, tuple[Source, DownloadPlan] | None] = {}
         self.hash_errors: dict[str, str] = {}
         self._names: list[tuple[str, str]] | None = None
+        self._disk_cache: dict[str, Any] | None = None if use_cache else {}
+        self.use_cache = use_cache
+        self.remembered: dict[str, tuple[str | None, str | None]] = {}  # from the on-disk cache: (ref, source)
 
     @property
     def ctx(self) -> SourceContext:
@@ -145,13 +151,61 @@ class Resolver:
         for res in resources:
             if res.hash and res.hash not in self.hash_cache and not res.ref and self._have(res) is None:
                 todo.append(res.hash)
-        todo = list(dict.fromkeys(todo))
+        todo = [h for h in dict.fromkeys(todo) if not self._from_disk(h)]
         full = [h for h in todo if len(h) == 64]
         if full:
             self._batch(full)
         for h in todo:
             if h not in self.hash_cache:
                 self._one(h)
+        self._save(todo)
+
+    # -- the on-disk cache: a rerun over the same images asks no source again --
+    def _cache_file(self) -> Path:
+        return Path(self.hub.settings.home) / "cache" / "resource-hashes.json"
+
+    def _disk(self) -> dict[str, Any]:
+        if self._disk_cache is None:
+            try:
+                data = json.loads(self._cache_file().read_text())
+                self._disk_cache = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._disk_cache = {}
+        return self._disk_cache
+
+    def _from_disk(self, digest: str) -> bool:
+        """A remembered answer still fresh (found: 30 days, not found: 1 day) counts as looked up."""
+        if not self.use_cache:
+            return False
+        entry = self._disk().get(digest)
+        if not isinstance(entry, dict) or not isinstance(entry.get("at"), (int, float)):
+            return False
+        ttl = 30 * 86400 if entry.get("ref") else 86400
+        if time.time() - entry["at"] > ttl:
+            return False
+        self.remembered[digest] = (entry.get("ref"), entry.get("source"))
+        return True
+
+    def _save(self, looked_up: list[str]) -> None:
+        disk = self._disk()
+        now = time.time()
+        for h in looked_up:
+            if h in self.hash_errors and h not in self.hash_cache:
+                continue
+            hit = self.hash_cache.get(h)
+            if h in self.hash_errors and hit is None:
+                continue  # a failing source is not an answer: ask again next time
+            disk[h] = {"ref": hit[1].ref if hit else None, "source": hit[0].name if hit else None, "at": now}
+        if not looked_up or not self.use_cache:
+            return
+        path = self._cache_file()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(disk))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache that cannot be written only costs requests next time
 
     def _batch(self, hashes: list[str]) -> None:
         from ..install import _ordered_sources, source_failure
@@ -207,6 +261,13 @@ class Resolver:
                 return ResourceStatus(res, "unknown", install_ref=res.ref, closest=self.closest(res),
                                       note=f"URL on a host sdhub does not know ({host}); "
                                            f"`sdhub install --from … --allow-host {host}` fetches it")
+        if res.hash and not self.offline and res.hash in self.remembered and res.hash not in self.hash_cache:
+            ref, source_name = self.remembered[res.hash]
+            if ref:
+                return ResourceStatus(res, "fetchable", install_ref=ref, source=source_name,
+                                      note="found earlier (cached)")
+            return ResourceStatus(res, "unknown", closest=self.closest(res),
+                                  note="no source knew this hash (cached for a day)")
         if res.hash and not self.offline:
             hit = self.hash_cache.get(res.hash)
             if hit is None and res.hash not in self.hash_cache:
@@ -242,9 +303,12 @@ def _known_ref(hub: Hub, ref: str) -> bool:
 
 
 def resources(hub: Hub, paths: Sequence[str | os.PathLike[str]], *, ctx: SourceContext | None = None,
-              offline: bool = False) -> ResourceReport:
-    """What the images and workflows at ``paths`` use, most used first, each with its state."""
+              offline: bool = False, use_cache: bool = True) -> ResourceReport:
+    """What the images and workflows at ``paths`` use, most used first, each with its state.
+
+    ``use_cache=False`` asks the sources afresh (``install --from`` does: it needs the exact file each hash names).
+    """
     found, errors, read = collect(paths)
     found.sort(key=lambda r: -len(r.files))
-    resolver = Resolver(hub, ctx, offline=offline)
+    resolver = Resolver(hub, ctx, offline=offline, use_cache=use_cache)
     return ResourceReport(resolver.classify(found), errors, read)

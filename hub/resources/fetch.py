@@ -118,7 +118,7 @@ def install_from(
     from ..install import build_context, install_plan, parse_ref, plan_for
 
     ui = parse_into(hub, into)
-    report: ResourceReport = resources(hub, paths, ctx=ctx)
+    report: ResourceReport = resources(hub, paths, ctx=ctx, use_cache=False)
     ctx = ctx or build_context(hub)
     allowed = {h.lower() for h in allow_hosts}
     out = FromReport([], list(report.errors))
