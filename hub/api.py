@@ -230,6 +230,40 @@ class Hub:
                 self.lookup(targets)
         return report
 
+    def scan_hf_cache(self, cache_dir: str | os.PathLike[str] | None = None, *,
+                      progress: ProgressFactory | None = None) -> ScanReport:
+        """Register what the user's Hugging Face cache holds, in place, with repo, revision and path."""
+        if cache_dir is None:
+            env = os.environ
+            cache_dir = env.get("HF_HUB_CACHE") or (Path(env["HF_HOME"]) / "hub" if env.get("HF_HOME") else
+                                                    Path.home() / ".cache" / "huggingface" / "hub")
+        cache = Path(cache_dir).expanduser()
+        if not cache.is_dir():
+            raise FileAccessError(f"{cache}: no Hugging Face cache there (set HF_HUB_CACHE, or give the folder)")
+        report = self.scan([cache], progress=progress)
+        root = cache.resolve()
+        for entry in report.entries:
+            if entry.record_id is None or entry.status == "missing":
+                continue
+            try:
+                parts = Path(entry.path).relative_to(root).parts
+            except ValueError:
+                continue
+            if len(parts) < 4 or not parts[0].startswith("models--") or parts[1] != "snapshots":
+                continue
+            repo = parts[0][len("models--"):].replace("--", "/")
+            rev, rel = parts[2], "/".join(parts[3:])
+            with self.catalogue.transaction() as s:
+                if self.catalogue.has_source_version(s, entry.record_id, "hf", repo, rev):
+                    continue
+                row = self.catalogue.row(s, entry.record_id)
+                self.catalogue.link_source(s, row, SourceInfo(
+                    source="hf", model_id=repo, version_id=rev, file_id=rel, model_name=repo,
+                    original_filename=Path(rel).name, creator=repo.split("/")[0],
+                    extra={"revision": rev, "path": rel, "hf_cache": str(root)}))
+                self.catalogue.reindex(s, row)
+        return report
+
     def _scan_sidecars(self, report: ScanReport) -> None:
         """Read what other tools keep beside each scanned file; a sidecar unchanged since last read is skipped."""
         from .interop.sidecars import contradiction, find_sidecars, read_sidecar

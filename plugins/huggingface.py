@@ -424,13 +424,22 @@ class HuggingFaceSource(Source):
             if isinstance(found, str) and os.path.isfile(found):
                 dest_dir.mkdir(parents=True, exist_ok=True)
                 part = dest_dir / (filename + ".part")
-                shutil.copyfile(found, part)
+                # Same file system: a hardlink to the cache's blob, no bytes copied; else a copy.
+                try:
+                    if part.exists():
+                        part.unlink()
+                    os.link(os.path.realpath(found), part)
+                    how = "hardlinked from"
+                except OSError:
+                    shutil.copyfile(found, part)
+                    how = "copied from"
                 h = hashlib.sha256()
                 with open(part, "rb") as fh:
                     for block in iter(lambda: fh.read(8 << 20), b""):
                         h.update(block)
                 return FetchedFile(part_path=part, filename=filename, size=part.stat().st_size, sha256=h.hexdigest(),
-                                   served_by=f"local Hugging Face cache {cache_dir}", git_sha1=git_blob_sha1(part))
+                                   served_by=f"local Hugging Face cache {cache_dir} ({how})",
+                                   git_sha1=git_blob_sha1(part))
         return None
 
     # -- search --

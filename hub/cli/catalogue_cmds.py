@@ -11,18 +11,28 @@ from .progress import byte_progress
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--lookup", is_flag=True, help="Also ask the sources (Civitai, LiblibAI…) about new files by hash (network).")
+@click.option("--hf-cache", is_flag=True, help="Register what the Hugging Face cache (HF_HUB_CACHE) holds, in place, "
+              "with repo, revision and path.")
 @json_option
 @quiet_option
-def scan(paths: tuple[str, ...], lookup: bool, as_json: bool, quiet: bool) -> None:
+def scan(paths: tuple[str, ...], lookup: bool, hf_cache: bool, as_json: bool, quiet: bool) -> None:
     """Register model files under PATHS (recursively): fingerprint and identify them.
 
     Unchanged files are skipped instantly; moved files are recognised by their SHA256.
     """
     h = get_hub()
     progress = byte_progress() if progress_enabled(as_json, quiet) else None
-    report = h.scan(list(paths), progress=progress, lookup=lookup)
+    if not paths and not hf_cache:
+        raise click.UsageError("give PATHS to scan (or --hf-cache)")
+    report = h.scan(list(paths), progress=progress, lookup=lookup) if paths else None
+    if hf_cache:
+        cached = h.scan_hf_cache(progress=progress)
+        if report is None:
+            report = cached
+        else:
+            report.entries += cached.entries
     if as_json:
         emit_json(report.to_dict())
     else:
