@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from .errors import BadReferenceError
 
@@ -23,6 +23,7 @@ ACCEPTED_FORMS = """accepted reference forms:
                                                               (air:… and bare <ecosystem>:<type>:civitai:… too)
   https://civitai.com/models/<id>[?modelVersionId=<id>]       a pasted Civitai page or download URL
   hf:<org>/<repo>[/<path in repo>][@<revision>]               e.g. hf:stabilityai/sdxl-vae/sdxl_vae.safetensors
+  hf:<root repo>[/<file>]                                     legacy root repos, e.g. hf:gpt2/README.md
   https://huggingface.co/<org>/<repo>/blob|resolve/<rev>/<path>  (hf-mirror.com too)
   liblib:<modelUuid>[@<versionUuid>]                          32-character LiblibAI ids
   https://www.liblib.art/modelinfo/<uuid>[?versionUuid=<uuid>]
@@ -85,10 +86,22 @@ class Ref:
         return self.file if self.scheme == "hf" else None
 
     def canonical(self) -> str:
-        """The reference in its shortest standard form (what ``sdhub search`` prints)."""
+        """The reference in its shortest standard form (what ``sdhub search`` prints).
+
+        ``parse(ref.canonical()) == ref`` for every form (tests/test_refs.py checks it): an AIR stays
+        an AIR (its ecosystem and type are part of it), selectors and odd file names are quoted.
+        """
         if self.scheme == "hash":
             return f"{self.hash_kind or 'hash'}:{self.hash_value}"
+        if self.air_ecosystem and self.air_type and self.scheme in ("civitai", "hf", "liblib"):
+            air = self._air_id()
+            if air is not None:
+                return f"urn:air:{self.air_ecosystem}:{self.air_type}:{air}"
         if self.scheme == "hf":
+            if "/" not in (self.model_id or "") and self.file and not _root_repo_file(self.file):
+                # a legacy root repo (gpt2) with a nested or extension-less path: only the URL form is unambiguous
+                return (f"https://huggingface.co/{self.model_id}/resolve/{quote(self.version_id or 'main', safe='')}/"
+                        f"{quote(self.file)}")
             text = f"hf:{self.model_id}"
             if self.file:
                 text += f"/{self.file}"
@@ -99,10 +112,25 @@ class Ref:
         if self.version_id:
             text += f"@{self.version_id}"
         if self.file:
-            text += f"/{self.file}"
+            text += "/" + (quote(self.file, safe=" ()[]+,=~!'") if self.scheme == "civitai" else self.file)
         if self.selectors:
-            text += "?" + "&".join(f"{k}={v}" for k, v in self.selectors)
+            text += "?" + urlencode(list(self.selectors), quote_via=quote)
         return text
+
+    def _air_id(self) -> str | None:
+        """The ``<source>:<id>`` tail of this reference as an AIR, or None when an AIR cannot say it."""
+        if self.scheme == "civitai" and self.model_id and not self.selectors:
+            if self.file and not (self.version_id and _DIGITS.match(self.file)):
+                return None
+            tail = f"civitai:{self.model_id}" + (f"@{self.version_id}" if self.version_id else "")
+            return tail + (f"+{self.file}" if self.file else "")
+        if self.scheme == "liblib" and self.model_id:
+            return f"liblib:{self.model_id}" + (f"@{self.version_id}" if self.version_id else "")
+        if self.scheme == "hf" and self.model_id and "/" in self.model_id and ":" not in (self.file or "") + (
+                self.version_id or ""):
+            return f"huggingface:{self.model_id}" + (f"/{self.file}" if self.file else "") + (
+                f"@{self.version_id}" if self.version_id else "")
+        return None
 
     def with_ids(self, **changes: Any) -> Ref:
         """A copy with some ids filled in (e.g. the version a model reference resolved to)."""
@@ -213,6 +241,13 @@ def _parse_hash(raw: str, kind: str | None, value: str) -> Ref:
 def _parse_civitai(raw: str, rest: str, selectors: tuple[tuple[str, str], ...] = ()) -> Ref:
     if not rest:
         raise _bad(raw, "civitai: needs a model id, e.g. civitai:4201")
+    rest, qmark, query = rest.partition("?")
+    if qmark:  # civitai:@<version>?type=VAE&format=SafeTensor, as canonical() writes download-link selectors
+        pairs = parse_qs(query, keep_blank_values=True)
+        unknown = [k for k in pairs if k not in _CIVITAI_SELECTORS]
+        if unknown:
+            raise _bad(raw, f"unknown file selector {unknown[0]!r} (known: {', '.join(_CIVITAI_SELECTORS)})")
+        selectors = selectors + tuple((k, pairs[k][0]) for k in _CIVITAI_SELECTORS if pairs.get(k))
     ids, slash, file_part = rest.partition("/")
     model_id, at, version_id = ids.partition("@")
     model_id, version_id = model_id.strip(), version_id.strip()
@@ -237,7 +272,17 @@ def _parse_civitai(raw: str, rest: str, selectors: tuple[tuple[str, str], ...] =
     )
 
 
-def _parse_hf(raw: str, rest: str) -> Ref:
+# File name endings that make hf:<name>/<x> a file of a legacy root repo rather than <org>/<repo>.
+_ROOT_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx", ".json", ".md", ".txt",
+                       ".yaml", ".yml", ".msgpack", ".h5", ".model", ".npz", ".png", ".jpg")
+
+
+def _root_repo_file(name: str) -> bool:
+    """Whether ``name`` (no '/') is plainly a file name, as in ``hf:gpt2/README.md``."""
+    return "/" not in name and name.lower().endswith(_ROOT_FILE_SUFFIXES)
+
+
+def _parse_hf(raw: str, rest: str, root: bool = False) -> Ref:
     if not rest:
         raise _bad(raw, "hf: needs a repository, e.g. hf:org/repo/file.safetensors")
     revision = None
@@ -247,16 +292,20 @@ def _parse_hf(raw: str, rest: str) -> Ref:
         if not revision:
             raise _bad(raw, "nothing after '@' (expected a revision: branch, tag or commit)")
     parts = [p for p in rest.strip().strip("/").split("/") if p]
-    if len(parts) < 2:
-        raise _bad(raw, "Hugging Face repositories are <org>/<repo>")
-    org, repo, path_parts = parts[0], parts[1], parts[2:]
-    for part in (org, repo):
+    if not parts:
+        raise _bad(raw, "Hugging Face repositories are <org>/<repo> (or a legacy root repo such as gpt2)")
+    if root or len(parts) == 1 or (len(parts) == 2 and _root_repo_file(parts[1])):
+        # Legacy root repos (gpt2, bert-base-uncased): hf:gpt2, hf:gpt2/README.md (a file name, not a repo)
+        names, path_parts = [parts[0]], parts[1:]
+    else:
+        names, path_parts = parts[:2], parts[2:]
+    for part in names:
         if not _HF_PART.match(part) or ".." in part:
             raise _bad(raw, f"{part!r} is not a valid Hugging Face name")
     if any(p in (".", "..") for p in path_parts):
         raise _bad(raw, "a path in a repository cannot contain '.' or '..' parts")
     path = "/".join(path_parts) or None
-    return Ref(scheme="hf", text=raw, model_id=f"{org}/{repo}", version_id=revision, file=path)
+    return Ref(scheme="hf", text=raw, model_id="/".join(names), version_id=revision, file=path)
 
 
 def _parse_liblib(raw: str, rest: str) -> Ref:
@@ -266,7 +315,8 @@ def _parse_liblib(raw: str, rest: str) -> Ref:
         raise _bad(raw, "LiblibAI model ids are 32 letters/digits (the part after /modelinfo/ in the page URL)")
     if version_uuid and not _LIBLIB_UUID.match(version_uuid):
         raise _bad(raw, "LiblibAI version ids are 32 letters/digits (versionUuid= in the page URL)")
-    return Ref(scheme="liblib", text=raw, model_id=model_uuid, version_id=version_uuid or None)
+    # LiblibAI's uuids are hex and case-insensitive: lower case, so LIBLIB:ABC… and liblib:abc… are one model.
+    return Ref(scheme="liblib", text=raw, model_id=model_uuid.lower(), version_id=version_uuid.lower() or None)
 
 
 # AIR parts known from Civitai's AIR guide and its live "air" fields; new ones appear every month,
@@ -390,6 +440,17 @@ def _hf_url(raw: str, segs: list[str]) -> Ref:
         raise _bad(raw, "Hugging Face datasets and spaces are not model repositories")
     if segs and segs[0] == "api" and len(segs) >= 4 and segs[1] == "models":
         segs = segs[2:]
+    if len(segs) == 1 or (len(segs) >= 2 and segs[1] in ("blob", "resolve", "tree")):
+        # a legacy root repo: https://huggingface.co/gpt2[/resolve/main/…]
+        if len(segs) == 1:
+            return _parse_hf(raw, segs[0], root=True)
+        if len(segs) >= 4 and segs[1] in ("blob", "resolve"):
+            rev_part = "" if segs[2] == "main" else f"@{segs[2]}"
+            return _parse_hf(raw, f"{segs[0]}/{'/'.join(segs[3:])}{rev_part}", root=True)
+        if len(segs) >= 3 and segs[1] == "tree":
+            rest = "/".join(segs[3:])
+            rev_part = "" if segs[2] == "main" else f"@{segs[2]}"
+            return _parse_hf(raw, f"{segs[0]}/{rest}{rev_part}" if rest else f"{segs[0]}{rev_part}", root=True)
     if len(segs) < 2:
         raise _bad(raw, "a Hugging Face link names <org>/<repo>")
     repo = f"{segs[0]}/{segs[1]}"

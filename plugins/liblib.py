@@ -236,7 +236,7 @@ class LiblibSource(Source):
         model = self.get_model(ctx, ref.model_id)
         versions = model.get("versions") or []
         if ref.version_id:
-            version = next((v for v in versions if v.get("uuid") == ref.version_id), None)
+            version = next((v for v in versions if str(v.get("uuid") or "").lower() == ref.version_id.lower()), None)
             if version is None:
                 raise RemoteNotFoundError(
                     f"LiblibAI model {ref.model_id} has no version {ref.version_id}"
@@ -330,7 +330,7 @@ class LiblibSource(Source):
             return None
         model = self.get_model(ctx, str(model_uuid))
         versions = model.get("versions") or []
-        version = next((v for v in versions if v.get("uuid") == version_uuid), None)
+        version = next((v for v in versions if str(v.get("uuid") or "").lower() == str(version_uuid).lower()), None)
         if version is None:
             version = next(
                 (v for v in versions

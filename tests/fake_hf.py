@@ -82,13 +82,16 @@ class HFServer:
     def _routes(self) -> None:
         api = self.api
 
+        # Legacy root repos (gpt2, bert-base-uncased) have no organisation: /gpt2/resolve/main/config.json
+        @api.route("GET", r"/([^/]+)/resolve/([^/]+)/(.+)")
         @api.route("GET", r"/([^/]+)/([^/]+)/resolve/([^/]+)/(.+)")
         def resolve(req: Request) -> Reply:
             if self.fail_status:
                 return json_reply({"error": "upstream trouble"}, self.fail_status)
-            _, org, name, _resolve, rev, *rest = req.path.split("/")
-            path = "/".join(rest)
-            repo = self._repo(org, name)
+            segs = req.path.split("/")[1:]
+            at = 1 if segs[1] == "resolve" else 2
+            rev, path = segs[at + 1], "/".join(segs[at + 2:])
+            repo = self.app.repos.get("/".join(segs[:at]))
             if repo is None:
                 return json_reply({"error": "Repository not found"}, 401, {"X-Error-Code": "RepoNotFound"})
             if rev not in ("main", repo.commit):
@@ -130,12 +133,12 @@ class HFServer:
                     "library_name": "diffusers", "tags": repo.tags, "pipeline_tag": "text-to-image",
                     "cardData": {"license": "openrail++"}, "siblings": siblings}
 
+        @api.route("GET", r"/api/models/([^/]+)(/revision/[^/]+)?")  # a legacy root repo
         @api.route("GET", r"/api/models/([^/]+)/([^/]+)(/revision/[^/]+)?")
         def model_info(req: Request) -> Reply:
             if self.fail_status:
                 return json_reply({"error": "upstream trouble"}, self.fail_status)
-            parts = req.path.split("/")
-            repo = self._repo(parts[3], parts[4])
+            repo = self.app.repos.get(req.path[len("/api/models/"):].split("/revision/")[0])
             if repo is None:
                 return json_reply({"error": "Repository not found"}, 401, {"X-Error-Code": "RepoNotFound"})
             return json_reply(model_json(repo, (req.query.get("blobs") or ["false"])[0] == "true"))

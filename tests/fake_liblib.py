@@ -91,7 +91,7 @@ class FakeLiblib:
             uuid = req.path.rsplit("/", 1)[1]
             if "timestamp" not in req.query:
                 return json_reply({"code": 400, "msg": "missing timestamp", "data": None})
-            m = self.models.get(uuid)
+            m = next((m for u, m in self.models.items() if u.lower() == uuid.lower()), None)  # uuids are case-insensitive
             if m is None:
                 return json_reply({"code": 500, "msg": "模型不存在", "data": None})
             return json_reply({"code": 0, "msg": "", "data": self._model_json(m)})

@@ -664,3 +664,27 @@ def test_tag_objects_are_catalogued_as_strings(hub, world, tmp_path):
     record = install(hub, "civitai:1095").record
     assert record.sources[0].tags == ["punk", "style"]
     assert hub.catalogue.by_path(record.path).sources[0].tags == ["punk", "style"]  # read back from the database
+
+
+def test_legacy_hf_root_repo_installs_by_short_ref_and_by_url(hub, world, tmp_path, run_cli):
+    """Root repos such as gpt2 have no organisation; their URLs are /gpt2/resolve/<rev>/<path>."""
+    weights = sdxl_lora_bytes(tmp_path, seed=61)
+    world["hf"].app.add(HFRepo("gpt2", {"model.safetensors": weights, "README.md": b"# gpt2\n"}, commit="f" * 40,
+                               tags=["lora", "stable-diffusion-xl"]))
+    dry = run_cli("install", "--dry-run", "--json", "https://huggingface.co/gpt2/resolve/main/model.safetensors")
+    assert dry.exit_code == 0, dry.output
+    [planned] = json.loads(dry.stdout)
+    url = planned["plan"]["url"] if "plan" in planned else dry.stdout
+    # the URL really requested, query and all, with the storage signature masked
+    assert "response-content-disposition=" in url and "X-Amz-Signature=***" in url and "=sig" not in url
+    result = install(hub, "hf:gpt2/model.safetensors")
+    assert Path(result.path).read_bytes() == weights
+    assert result.record.sources[0].model_id == "gpt2"
+    assert install(hub, "hf:gpt2/README.md").status == "installed"
+
+
+def test_liblib_uuids_are_case_insensitive(hub, world):
+    first = install(hub, f"liblib:{LIB_M}@{LIB_V}")
+    again = install(hub, f"liblib:{LIB_M.upper()}@{LIB_V.upper()}")
+    assert again.status == "already-installed" and again.path == first.path
+    assert resolve(hub, f"https://www.liblib.art/modelinfo/{LIB_M.upper()}?versionUuid={LIB_V.upper()}").path == Path(first.path)

@@ -10,9 +10,7 @@ from hub.refs import Ref, parse
 U1, U2 = "0123456789abcdef0123456789ABCDEF", "fedcba9876543210fedcba9876543210"
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
+ACCEPTED = [
         ("civitai:4201", Ref("civitai", model_id="4201")),
         ("civitai:4201@130072", Ref("civitai", model_id="4201", version_id="130072")),
         ("  civitai:4201@130072  ", Ref("civitai", model_id="4201", version_id="130072")),
@@ -58,10 +56,10 @@ U1, U2 = "0123456789abcdef0123456789ABCDEF", "fedcba9876543210fedcba9876543210"
         ("https://hf-mirror.com/org/repo/resolve/main/x.safetensors", Ref("hf", model_id="org/repo", file="x.safetensors")),
         ("https://huggingface.co/org/repo", Ref("hf", model_id="org/repo")),
         ("https://huggingface.co/org/repo/tree/dev", Ref("hf", model_id="org/repo", version_id="dev")),
-        (f"liblib:{U1}", Ref("liblib", model_id=U1)),
-        (f"liblib:{U1}@{U2}", Ref("liblib", model_id=U1, version_id=U2)),
-        (f"https://www.liblib.art/modelinfo/{U1}?versionUuid={U2}", Ref("liblib", model_id=U1, version_id=U2)),
-        (f"https://www.liblibai.com/modelinfo/{U1}", Ref("liblib", model_id=U1)),
+        (f"liblib:{U1}", Ref("liblib", model_id=U1.lower())),
+        (f"liblib:{U1}@{U2}", Ref("liblib", model_id=U1.lower(), version_id=U2)),
+        (f"https://www.liblib.art/modelinfo/{U1}?versionUuid={U2}", Ref("liblib", model_id=U1.lower(), version_id=U2)),
+        (f"https://www.liblibai.com/modelinfo/{U1}", Ref("liblib", model_id=U1.lower())),
         ("sha256:" + "AB" * 32, Ref("hash", hash_kind="sha256", hash_value="ab" * 32)),
         ("sha256:abcdef12", Ref("hash", hash_kind="sha256", hash_value="abcdef12")),
         ("autov2:A5F58EB1C3", Ref("hash", hash_kind="autov2", hash_value="a5f58eb1c3")),
@@ -71,16 +69,67 @@ U1, U2 = "0123456789abcdef0123456789ABCDEF", "fedcba9876543210fedcba9876543210"
         ("A5F58EB1C3", Ref("hash", hash_value="a5f58eb1c3")),
         ("4748a7f6", Ref("hash", hash_value="4748a7f6")),
         ("e" * 64, Ref("hash", hash_value="e" * 64)),
-    ],
-)
+        # legacy Hugging Face root repos (no organisation): gpt2, bert-base-uncased
+        ("hf:gpt2/README.md", Ref("hf", model_id="gpt2", file="README.md")),
+        ("hf:gpt2", Ref("hf", model_id="gpt2")),
+        ("hf:gpt2/model.safetensors@refs/pr/1", Ref("hf", model_id="gpt2", file="model.safetensors", version_id="refs/pr/1")),
+        ("https://huggingface.co/gpt2/resolve/main/config.json", Ref("hf", model_id="gpt2", file="config.json")),
+        ("https://huggingface.co/gpt2/blob/abc123/onnx/decoder_model.onnx",
+         Ref("hf", model_id="gpt2", file="onnx/decoder_model.onnx", version_id="abc123")),
+        ("https://huggingface.co/gpt2", Ref("hf", model_id="gpt2")),
+        ("hf:Qwen/Qwen2.5-7B", Ref("hf", model_id="Qwen/Qwen2.5-7B")),  # a dot in a repo name is not a file
+        # LiblibAI uuids are case-insensitive
+        (f"liblib:{U1.upper()}@{U2.upper()}", Ref("liblib", model_id=U1.lower(), version_id=U2.lower())),
+        ("civitai:@130072?type=VAE&format=SafeTensor",
+         Ref("civitai", version_id="130072", selectors=(("type", "VAE"), ("format", "SafeTensor")))),
+]
+
+
+@pytest.mark.parametrize("text, expected", ACCEPTED)
 def test_accepted_forms(text, expected):
     assert parse(text) == expected
 
 
-def test_canonical_forms_round_trip():
-    for text in ("civitai:4201@130072/3", "civitai:@130072", "hf:org/repo/x.safetensors@dev", "liblib:" + U1 + "@" + U2,
-                 "sha256:" + "a" * 64, "autov2:a5f58eb1c3"):
-        assert parse(parse(text).canonical()) == parse(text)
+def _generated_refs() -> list[Ref]:
+    """Refs built field by field (seeded), including the awkward values: spaces, '%', '?', '@' in names."""
+    import random
+
+    rnd = random.Random(12)
+    names = ["model.safetensors", "a b.safetensors", "100%.safetensors", "why?.ckpt", "x@y.pt", "sub/dir/x.bin",
+             "[v2] (fp16).safetensors", "README.md", "LICENSE"]
+    refs = []
+    for _ in range(300):
+        civ_file = rnd.choice([None, str(rnd.randint(1, 10**7)), rnd.choice(names).replace("/", "_")])
+        selectors = tuple(rnd.sample([("type", rnd.choice(["VAE", "Pruned Model", "Model"])),
+                                      ("format", rnd.choice(["SafeTensor", "PickleTensor"])), ("size", "pruned"),
+                                      ("fp", "fp16"), ("fileId", str(rnd.randint(1, 999)))], rnd.randint(0, 3)))
+        order = {k: i for i, k in enumerate(("type", "format", "size", "fp", "quantType", "fileId"))}
+        selectors = tuple(sorted(selectors, key=lambda kv: order[kv[0]]))
+        model = rnd.choice([None, str(rnd.randint(1, 10**6))])
+        version = str(rnd.randint(1, 10**7)) if model is None or rnd.random() < 0.7 else None
+        refs.append(Ref("civitai", model_id=model, version_id=version, file=civ_file, selectors=selectors))
+        repo = rnd.choice(["org/repo", "Qwen/Qwen2.5-7B", "gpt2", "bert-base-uncased", "a.b/c_d-e"])
+        refs.append(Ref("hf", model_id=repo, file=rnd.choice([None, *[n for n in names if "?" not in n and "@" not in n]]),
+                        version_id=rnd.choice([None, "dev", "refs/pr/1", "a" * 40])))
+        refs.append(Ref("liblib", model_id=U1.lower(), version_id=rnd.choice([None, U2])))
+        kind = rnd.choice([None, "sha256", "autov2", "crc32"])
+        width = {None: 64, "sha256": 64, "autov2": 10, "crc32": 8}[kind]
+        refs.append(Ref("hash", hash_kind=kind, hash_value="".join(rnd.choice("0123456789abcdef") for _ in range(width))))
+        if model and version:
+            refs.append(Ref("civitai", model_id=model, version_id=version, file=rnd.choice([None, str(rnd.randint(1, 99))]),
+                            air_ecosystem=rnd.choice(["sdxl", "sd1", "flux1", "zimage"]),
+                            air_type=rnd.choice(["lora", "checkpoint", "styleblock"])))
+    return refs
+
+
+def test_canonical_parses_back_to_an_equal_ref_for_every_form():
+    for text, expected in ACCEPTED:
+        ref = parse(text)
+        assert parse(ref.canonical()) == ref == expected, (text, ref.canonical())
+    for ref in _generated_refs():
+        text = ref.canonical()
+        assert parse(text) == ref, (ref, text)
+        assert parse(text).canonical() == text
 
 
 def test_configured_hosts_are_recognised():
@@ -98,7 +147,9 @@ def test_configured_hosts_are_recognised():
         ("civitai:abc", "Civitai model ids are numbers"),
         ("civitai:12@", "nothing after '@'"),
         ("civitai:12@x1", "version ids are numbers"),
-        ("hf:onlyrepo", "<org>/<repo>"),
+        ("hf:", "hf: needs a repository"),
+        ("hf:bad name", "is not a valid Hugging Face name"),
+        ("civitai:@1?colour=red", "unknown file selector 'colour'"),
         ("hf:org/repo/../../etc/passwd", "cannot contain '.' or '..'"),
         ("liblib:short", "32 letters/digits"),
         (f"liblib:{U1}@nope", "versionUuid"),
