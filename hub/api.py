@@ -268,7 +268,9 @@ class Hub:
         """Read what other tools keep beside each scanned file; a sidecar unchanged since last read is skipped."""
         from .interop.sidecars import contradiction, find_sidecars, read_sidecar
 
-        cached = self.catalogue.sidecar_stats()
+        cached: dict[int, dict[str, tuple[int, int]]] = {}
+        for (fid, sc_path), stat_key in self.catalogue.sidecar_stats().items():
+            cached.setdefault(fid, {})[sc_path] = stat_key
         listings: dict[Path, set[str]] = {}
         for entry in report.entries:
             if entry.record_id is None or entry.status not in ("added", "updated", "moved", "unchanged"):
@@ -289,7 +291,7 @@ class Hub:
                 except OSError:
                     continue
                 found.append((fmt, sc_path, st.st_size, st.st_mtime_ns))
-            old = {p: v for (fid, p), v in cached.items() if fid == entry.record_id} if cached else {}
+            old = cached.get(entry.record_id, {})
             now = {str(p): (size, mtime) for _, p, size, mtime in found}
             if entry.status == "unchanged" and old == now:
                 continue  # nothing beside it changed: not one sidecar read
