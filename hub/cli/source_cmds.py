@@ -86,8 +86,9 @@ def _clip(text: str, width: int) -> str:
 @click.argument("refs", nargs=-1)
 @click.option("--from", "from_files", multiple=True, type=click.Path(),
               help="An image, infotext .txt, workflow .json or folder: install the models it names (repeatable).")
-@click.option("--into", default=None, help="With --from: also place each file where this UI looks: comfyui, a1111 "
-              "or forge, as NAME=PATH or NAME with [ui] NAME = \"PATH\" in config.toml.")
+@click.option("--into", default=None, help="Also place each installed file where this UI looks (comfyui, a1111, "
+              "forge; with REFs also swarmui, stability-matrix), as NAME=PATH or NAME with [ui] NAME = \"PATH\" "
+              "in config.toml.")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="With --from: also fetch workflow URLs on this host (repeatable); only known hosts otherwise.")
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched, from where and how big; download nothing.")
