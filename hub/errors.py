@@ -185,3 +185,12 @@ class LocalWriteError(DownloadError):
 
 class LinkError(SdhubError):
     """``sdhub link`` cannot use its target: not a UI install (without --force), not writable, unknown layout."""
+
+
+# --- resource limits (what reading one file may cost; see hub.limits) ---
+
+
+class LimitExceededError(ModelFileError):
+    """Reading a file went past one of sdhub's safety limits (time, memory, pickle size or object count)."""
+
+    reason = "limit_exceeded"

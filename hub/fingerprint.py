@@ -59,6 +59,7 @@ from typing import Any, NamedTuple
 import blake3 as blake3_module
 
 from .errors import FileAccessError, FileChangedError, FingerprintError
+from .limits import Budget
 
 PathLike = str | os.PathLike[str]
 ProgressCallback = Callable[[int], None]
@@ -347,12 +348,15 @@ def fingerprint_file(
     progress: ProgressCallback | None = None,
     chunk_size: int = CHUNK_SIZE,
     blake3_threads: int = 1,
+    budget: Budget | None = None,
 ) -> Fingerprints:
     """Read ``path`` once and compute all six hashes (see the module docstring for the algorithms).
 
     ``progress`` is called in the calling thread with the number of bytes just read, after each
     chunk. ``chunk_size`` and ``blake3_threads`` are tuning knobs for benchmarks and tests; on the
     2-core reference machine one BLAKE3 thread is best because both cores already run SHA-256.
+    ``budget`` (a :class:`hub.limits.Budget`) is checked after each chunk: past it the hashing stops
+    with :class:`hub.errors.LimitExceededError`.
     """
     file_path = Path(path)
     name = os.fspath(path)
@@ -388,7 +392,7 @@ def fingerprint_file(
                 hashers, safetensors, total = _hash_inline(fd, file_path, size, progress)
             else:
                 hashers, safetensors, total = _hash_threaded(
-                    fd, file_path, size, progress, chunk_size, blake3_threads
+                    fd, file_path, size, progress, chunk_size, blake3_threads, budget
                 )
         except OSError as exc:
             raise FileAccessError(f"{name}: read failed: {exc.strerror or exc}") from None
@@ -463,6 +467,7 @@ def _hash_threaded(
     progress: ProgressCallback | None,
     chunk_size: int,
     blake3_threads: int,
+    budget: Budget | None = None,
 ) -> tuple[_Hashers, _Safetensors, int]:
     """Large files: read into a ring of buffers while one thread per hash stream consumes them."""
     buffers = [memoryview(bytearray(chunk_size)) for _ in range(RING_SIZE)]
@@ -488,6 +493,8 @@ def _hash_threaded(
             offset += filled
             if progress is not None:
                 progress(filled)
+            if budget is not None:
+                budget.check()
             if filled < chunk_size or offset > size:
                 # End of file (_read_full only stops short there), or the file grew since the stat:
                 # stop rather than chase a writer; _check_unchanged reports the size mismatch.
