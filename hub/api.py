@@ -26,6 +26,7 @@ from .errors import (
     NotInCatalogueError,
     SdhubError,
 )
+from .limits import hash_budget
 
 MODEL_SUFFIXES = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin"})
 DIFFUSERS_MARKER = "model_index.json"
@@ -187,12 +188,17 @@ class Hub:
                         yield here / name
 
     def scan(self, paths: Sequence[str | os.PathLike[str]], *, progress: ProgressFactory | None = None,
-             lookup: bool = False) -> ScanReport:
+             lookup: bool = False, include_broken: bool = False) -> ScanReport:
         """Register every model file under ``paths``.
 
         Unchanged files (same device, inode, size and mtime) are not re-read; a file whose content is
         already catalogued at a path that no longer exists is recorded as moved, not duplicated. Each
         file is one transaction: an error leaves the catalogue as it was for that file.
+
+        A file that cannot be identified (malformed, truncated, an unsafe or hostile pickle) is an
+        ``error`` entry with the reason and is not catalogued, unless ``include_broken``: then it is
+        catalogued with its reason as before (family and kind empty). Identifying and hashing each
+        file run under a time budget (:mod:`hub.limits`): a file past it is an error, the scan goes on.
         """
         from .identify import IDENTIFY_VERSION as identify_version
 
@@ -210,12 +216,14 @@ class Hub:
                 continue
             row = known.get(spath)
             if row is not None and (row.device, row.inode, row.size, row.mtime_ns) == key and row.has_hashes:
-                if row.identify_version == identify_version:
-                    report.entries.append(ScanEntry(spath, "unchanged", row.id))
+                if row.identify_version != identify_version:
+                    report.entries.append(self._reidentify(row.id, path, include_broken))
+                elif row.identify_error and not include_broken:
+                    report.entries.append(_broken_entry(spath, row.identify_error, row.id))
                 else:
-                    report.entries.append(self._reidentify(row.id, path))
+                    report.entries.append(ScanEntry(spath, "unchanged", row.id))
                 continue
-            report.entries.append(self._register_scanned(path, key, progress))
+            report.entries.append(self._register_scanned(path, key, progress, include_broken))
         self._scan_sidecars(report)
         moved_ids = {e.record_id for e in report.entries if e.status == "moved"}
         for spath, row in known.items():
@@ -348,7 +356,7 @@ class Hub:
         if path.is_dir():
             return self._fingerprint_folder(path, progress)
         callback = progress(path.name, total) if progress else None
-        fp = fingerprint_file(path, progress=callback)
+        fp = fingerprint_file(path, progress=callback, budget=hash_budget(path, total))
         return {"sha256": fp.sha256, "autov1": fp.autov1, "autov3": fp.autov3, "crc32": fp.crc32,
                 "blake3": fp.blake3, "hash_error": fp.autov3_error if path.suffix.lower() in (".safetensors", ".sft")
                 else None}
@@ -362,8 +370,9 @@ class Hub:
         lines_sha, lines_b3 = [], []
         for sub in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES):
             rel = sub.relative_to(path).as_posix()
-            callback = progress(rel, sub.stat().st_size) if progress else None
-            fp = fingerprint_file(sub, progress=callback)
+            size = sub.stat().st_size
+            callback = progress(rel, size) if progress else None
+            fp = fingerprint_file(sub, progress=callback, budget=hash_budget(sub, size))
             lines_sha.append(f"{rel}\t{fp.sha256}\n")
             lines_b3.append(f"{rel}\t{fp.blake3}\n")
         return {"sha256": hashlib.sha256("".join(lines_sha).encode()).hexdigest(), "autov1": None, "autov3": None,
@@ -382,17 +391,20 @@ class Hub:
         }
 
     def _register_scanned(self, path: Path, key: tuple[int, int, int, int],
-                          progress: ProgressFactory | None) -> ScanEntry:
+                          progress: ProgressFactory | None, include_broken: bool = False) -> ScanEntry:
         spath = str(path)
+        # Identify first: it reads only the header, and a file that is not a model is not hashed at all.
+        ident, ident_err = self._identify(path)
+        if ident_err is not None and not include_broken:
+            return _broken_entry(spath, ident_err)
         try:
             hashes = self._fingerprint_values(path, progress, key[2])
             if _stat_key(path) != key:
                 return ScanEntry(spath, "error", message="the file changed while it was being scanned; scan it again")
         except SdhubError as exc:
-            return ScanEntry(spath, "error", message=str(exc))
+            return ScanEntry(spath, "error", message=_without_path(str(exc), spath))
         except OSError as exc:
             return ScanEntry(spath, "error", message=f"vanished or unreadable: {exc.strerror or exc}")
-        ident, ident_err = self._identify(path)
         with self.catalogue.transaction() as s:
             existing = self.catalogue.by_path_row(s, spath)
             status = "updated" if existing is not None else "added"
@@ -408,7 +420,7 @@ class Hub:
         message = "moved from elsewhere (same SHA256)" if status == "moved" else ident_err
         return ScanEntry(spath, status, rid, message, (ident or {}).get("family"), (ident or {}).get("kind"))
 
-    def _reidentify(self, file_id: int, path: Path) -> ScanEntry:
+    def _reidentify(self, file_id: int, path: Path, include_broken: bool = False) -> ScanEntry:
         ident, ident_err = self._identify(path)
         with self.catalogue.transaction() as s:
             row = self.catalogue.row(s, file_id)
@@ -417,6 +429,8 @@ class Hub:
             for k in ("family", "kind", "variant", "precision"):
                 setattr(row, k, (ident or {}).get(k))
             self.catalogue.reindex(s, row)
+        if ident_err is not None and not include_broken:
+            return _broken_entry(str(path), ident_err, file_id)
         return ScanEntry(str(path), "updated", file_id, ident_err, (ident or {}).get("family"), (ident or {}).get("kind"))
 
     # -- registering downloads ---------------------------------------------------------------
@@ -747,6 +761,19 @@ def _fetch_preview(url: str) -> bytes | None:
     resp = requests.get(url, timeout=30)
     resp.raise_for_status()
     return resp.content if len(resp.content) < 32 * 1024 * 1024 else None
+
+
+def _without_path(message: str, path: str) -> str:
+    """An error message without the leading ``path: `` (a scan entry names its path already)."""
+    return message[len(path) + 2:] if message.startswith(f"{path}: ") else message
+
+
+def _broken_entry(path: str, reason: str, record_id: int | None = None) -> ScanEntry:
+    """A file that cannot be identified: an error, not a model (``--include-broken`` catalogues it)."""
+    message = f"not catalogued: {_without_path(reason, path)}"
+    if record_id is not None:
+        message += f" (an earlier scan catalogued it as #{record_id}: `sdhub rm '#{record_id}'` removes it)"
+    return ScanEntry(path, "error", record_id, message)
 
 
 def _canonical_path(path: Path) -> Path:

@@ -47,7 +47,7 @@ def model_dir(tmp_path: Path) -> Path:
     return root
 
 
-def _scan(run_cli, *paths: Path):  # type: ignore[no-untyped-def]
+def _scan(run_cli, *paths: Path | str):  # type: ignore[no-untyped-def]
     result = run_cli("scan", "--json", *map(str, paths))
     return result, json.loads(result.stdout)
 
@@ -237,7 +237,7 @@ def test_unidentifiable_file_is_catalogued_with_its_reason(run_cli, tmp_path: Pa
     bad = tmp_path / "m" / "page.safetensors"
     bad.parent.mkdir()
     bad.write_bytes(b"<!DOCTYPE html><html><body>Please log in</body></html>" * 50)
-    _, report = _scan(run_cli, tmp_path / "m")
+    _, report = _scan(run_cli, tmp_path / "m", "--include-broken")
     assert report["summary"]["added"] == 1
     info = run_cli("info", str(bad))
     assert info.exit_code == 0

@@ -53,6 +53,7 @@ class StatRow:
     inode: int
     has_hashes: bool
     identify_version: int | None
+    identify_error: str | None = None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -213,13 +214,13 @@ class Catalogue:
             rows = s.execute(
                 select(
                     File.id, File.path, File.size, File.mtime_ns, File.device, File.inode,
-                    File.sha256, File.hash_error, File.identify_version,
+                    File.sha256, File.hash_error, File.identify_version, File.identify_error,
                 )
             ).all()
         return {
             r.path: StatRow(
                 r.id, r.path, r.size, r.mtime_ns, r.device, r.inode,
-                r.sha256 is not None or r.hash_error is not None, r.identify_version,
+                r.sha256 is not None or r.hash_error is not None, r.identify_version, r.identify_error,
             )
             for r in rows
         }

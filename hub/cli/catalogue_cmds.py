@@ -15,18 +15,22 @@ from .progress import byte_progress
 @click.option("--lookup", is_flag=True, help="Also ask the sources (Civitai, LiblibAI…) about new files by hash (network).")
 @click.option("--hf-cache", is_flag=True, help="Register what the Hugging Face cache (HF_HUB_CACHE) holds, in place, "
               "with repo, revision and path.")
+@click.option("--include-broken", is_flag=True,
+              help="Catalogue files that cannot be identified too (family and kind empty, the reason kept).")
 @json_option
 @quiet_option
-def scan(paths: tuple[str, ...], lookup: bool, hf_cache: bool, as_json: bool, quiet: bool) -> None:
+def scan(paths: tuple[str, ...], lookup: bool, hf_cache: bool, include_broken: bool, as_json: bool, quiet: bool) -> None:
     """Register model files under PATHS (recursively): fingerprint and identify them.
 
-    Unchanged files are skipped instantly; moved files are recognised by their SHA256.
+    Unchanged files are skipped instantly; moved files are recognised by their SHA256. A file that
+    cannot be identified (malformed, truncated, unsafe) is reported as an error and not catalogued,
+    unless --include-broken.
     """
     h = get_hub()
     progress = byte_progress() if progress_enabled(as_json, quiet) else None
     if not paths and not hf_cache:
         raise click.UsageError("give PATHS to scan (or --hf-cache)")
-    report = h.scan(list(paths), progress=progress, lookup=lookup) if paths else None
+    report = h.scan(list(paths), progress=progress, lookup=lookup, include_broken=include_broken) if paths else None
     if hf_cache:
         cached = h.scan_hf_cache(progress=progress)
         if report is None:
