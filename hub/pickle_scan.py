@@ -562,39 +562,39 @@ def scan_checkpoint(path: str | os.PathLike[str], *, budget: limits.Budget | Non
     ``budget`` bounds the time and memory of the read (default: ``hub.limits.IDENTIFY_SECONDS`` and
     ``IDENTIFY_MEMORY_BYTES``).
     """
+    from .files import open_regular
+
     p = os.fspath(path)
-    try:
-        size = os.path.getsize(p)
-        with open(p, "rb") as f:
-            head = f.read(4096)
-    except FileNotFoundError:
-        raise FileAccessError(f"{p}: no such file") from None
-    except OSError as exc:
-        raise FileAccessError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise EmptyFileError(p, "empty file (0 bytes): not a checkpoint")
-    if budget is None:
-        budget = limits.Budget(p, "reading the pickle", limits.IDENTIFY_SECONDS, limits.IDENTIFY_MEMORY_BYTES)
-    kind = sniff(head)
-    if kind == "zip":
-        return _scan_zip(p, budget)
-    if kind == "pickle":
-        return _scan_legacy(p, budget)
-    if kind == "old-pickle":
+    with os.fdopen(open_regular(p), "rb") as f:  # one descriptor throughout; never blocks on a FIFO
         try:
-            return _scan_legacy(p, budget)
-        except NotACheckpointError as exc:
-            if exc.detail.startswith("a protocol-0 pickle"):
-                raise
-            raise NotACheckpointError(p, f"an old-protocol (0 or 1) pickle: {exc.detail}") from None
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(4096)
+            f.seek(0)
+        except OSError as exc:
+            raise FileAccessError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        if size == 0:
+            raise EmptyFileError(p, "empty file (0 bytes): not a checkpoint")
+        if budget is None:
+            budget = limits.Budget(p, "reading the pickle", limits.IDENTIFY_SECONDS, limits.IDENTIFY_MEMORY_BYTES)
+        kind = sniff(head)
+        if kind == "zip":
+            return _scan_zip(p, f, budget)
+        if kind == "pickle":
+            return _scan_legacy(p, f, budget)
+        if kind == "old-pickle":
+            try:
+                return _scan_legacy(p, f, budget)
+            except NotACheckpointError as exc:
+                if exc.detail.startswith("a protocol-0 pickle"):
+                    raise
+                raise NotACheckpointError(p, f"an old-protocol (0 or 1) pickle: {exc.detail}") from None
     raise NotACheckpointError(p, "neither a zip archive nor a pickle: not a PyTorch checkpoint")
 
 
-def _check_zip_directory(path: str) -> None:
+def _check_zip_directory(path: str, f: Any) -> None:
     """Refuse a central directory too large to parse before zipfile parses it (an object per entry)."""
     try:
-        with open(path, "rb") as f:
-            end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
     except (AttributeError, OSError):
         return
     if not end:
@@ -627,10 +627,10 @@ def _read_member(archive: zipfile.ZipFile, entry: str, path: str, budget: limits
     return out
 
 
-def _scan_zip(path: str, budget: limits.Budget) -> CheckpointScan:
-    _check_zip_directory(path)
+def _scan_zip(path: str, f: Any, budget: limits.Budget) -> CheckpointScan:
+    _check_zip_directory(path, f)
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(f)
     except zipfile.BadZipFile as exc:
         raise TruncatedFileError(path, f"damaged zip archive ({exc}): truncated download?") from None
     with archive:
@@ -657,17 +657,17 @@ def _scan_zip(path: str, budget: limits.Budget) -> CheckpointScan:
     return scan
 
 
-def _scan_legacy(path: str, budget: limits.Budget) -> CheckpointScan:
-    with open(path, "rb") as f:  # one cap for the four pickles together: they start at offset 0
-        magic, _ = _unpickle(f, path, budget)
-        if magic != LEGACY_MAGIC:
-            # a plain pickle (not torch.save's legacy layout): read it as the object itself
-            if isinstance(magic, dict):
-                return _collect(path, "pickle", magic, set(), budget)
-            raise NotACheckpointError(path, "a pickle that is not a PyTorch checkpoint (no torch magic number)")
-        _unpickle(f, path, budget)  # protocol version
-        _unpickle(f, path, budget)  # sys info
-        obj, used = _unpickle(f, path, budget)
+def _scan_legacy(path: str, f: Any, budget: limits.Budget) -> CheckpointScan:
+    # f is at offset 0, where the first of the four pickles starts: the byte cap holds for all four together
+    magic, _ = _unpickle(f, path, budget)
+    if magic != LEGACY_MAGIC:
+        # a plain pickle (not torch.save's legacy layout): read it as the object itself
+        if isinstance(magic, dict):
+            return _collect(path, "pickle", magic, set(), budget)
+        raise NotACheckpointError(path, "a pickle that is not a PyTorch checkpoint (no torch magic number)")
+    _unpickle(f, path, budget)  # protocol version
+    _unpickle(f, path, budget)  # sys info
+    obj, used = _unpickle(f, path, budget)
     return _collect(path, "torch-legacy", obj, used, budget)
 
 

@@ -284,3 +284,16 @@ def _peak_rss_mb(code: str) -> dict[str, object]:
     base = int(idle.stdout.split("PEAK")[-1])
     peak = int(run.stdout.split("PEAK")[-1])
     return {"out": run.stdout.split("PEAK")[0], "grew_mb": (peak - base) / 1024, "peak_mb": peak / 1024}
+
+
+@pytest.mark.timeout(30)
+def test_scan_checkpoint_never_opens_a_fifo(tmp_path: Path) -> None:
+    import os
+
+    from hub.errors import FileAccessError
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "pipe.ckpt")
+    with pytest.raises(FileAccessError, match="not a regular file"):
+        scan_checkpoint(tmp_path / "pipe.ckpt")
