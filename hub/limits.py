@@ -27,10 +27,14 @@ from .errors import LimitExceededError
 MiB = 1024 * 1024
 
 #: Bytes of pickle the unpickler may consume: a zip's data.pkl as actually inflated (never its
-#: declared size), a legacy file's object pickles as actually read.
-MAX_PICKLE_BYTES = 64 * MiB
-#: Entries in a checkpoint zip's central directory (a torch zip has one per storage, plus a few).
-MAX_ZIP_ENTRIES = 1_000_000
+#: declared size), a legacy file's object pickles as actually read. Reading a torch checkpoint costs
+#: about 15x its data.pkl in memory (the unpickler's memo, one zip entry per storage; measured by
+#: bench/bench_memory.py), so this cap and the memory budget below agree: a checkpoint this size
+#: (180,000 tensors; SDXL has 2,514) fits the budget, a larger one is refused for its size.
+MAX_PICKLE_BYTES = 24 * MiB
+#: Entries in a checkpoint zip's central directory (a torch zip has one per storage, plus a few;
+#: zipfile keeps ~0.5 KB per entry, before any budget can be checked).
+MAX_ZIP_ENTRIES = 200_000
 #: Dict entries the tensor walk may look at (each container is visited once, however often the
 #: pickle refers to it).
 MAX_WALK_ENTRIES = 4_000_000

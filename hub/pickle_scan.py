@@ -72,14 +72,14 @@ _ZIP_READ_CHUNK = 1024 * 1024
 _I32, _U32, _U64 = struct.Struct("<i").unpack, struct.Struct("<I").unpack, struct.Struct("<Q").unpack
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageRef:
     dtype: str
     key: str
     numel: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorRef:
     """A tensor as the pickle describes it: never materialised."""
 
@@ -522,7 +522,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: every opc
 def _unpickle(data: Any, path: str, budget: limits.Budget) -> tuple[Any, set[str]]:
     unpickler = _RestrictedUnpickler(data, path, budget)
     try:
-        obj = unpickler.load()
+        return unpickler.load(), unpickler.used
     except SdhubError:
         raise
     except RecursionError:
@@ -532,7 +532,11 @@ def _unpickle(data: Any, path: str, budget: limits.Budget) -> tuple[Any, set[str
     except Exception as exc:  # noqa: BLE001 - any malformed pickle: opcode errors, bad stand-in arguments...
         raise NotACheckpointError(path, f"not a readable PyTorch pickle: {type(exc).__name__}: "
                                         f"{str(exc)[:200]}") from None
-    return obj, unpickler.used
+    finally:
+        # The memo holds every intermediate object (an OrderedDict per tensor...) and the unpickler
+        # is in a cycle through its bound methods: let them go now, not at the next collection.
+        unpickler.memo.clear()
+        unpickler.__dict__.clear()
 
 
 def sniff(head: bytes) -> str | None:
@@ -634,6 +638,7 @@ def _scan_zip(path: str, f: Any, budget: limits.Budget) -> CheckpointScan:
     except zipfile.BadZipFile as exc:
         raise TruncatedFileError(path, f"damaged zip archive ({exc}): truncated download?") from None
     with archive:
+        budget.check()  # parsing the directory is the one step the budget cannot watch from inside
         names = archive.namelist()
         pkl = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
         if not pkl:
