@@ -362,16 +362,9 @@ def fingerprint_file(
     name = os.fspath(path)
     if chunk_size < 64 * 1024:
         raise ValueError("chunk_size must be at least 64 KiB")
-    try:
-        before = os.stat(file_path)
-    except FileNotFoundError:
-        raise FileAccessError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise FileAccessError(f"{name}: cannot stat: {exc.strerror or exc}") from None
-    if stat_module.S_ISDIR(before.st_mode):
-        raise FileAccessError(f"{name}: is a directory, not a file")
-    if not stat_module.S_ISREG(before.st_mode):
-        raise FileAccessError(f"{name}: not a regular file")
+    from .files import require_regular_file
+
+    before = require_regular_file(file_path)
     try:
         fd = os.open(file_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
