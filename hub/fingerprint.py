@@ -47,7 +47,6 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import stat as stat_module
 import struct
 import threading
 import zlib
