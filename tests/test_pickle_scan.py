@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import sys
 import types
 import zipfile
@@ -21,6 +22,7 @@ torch = pytest.importorskip("torch")
 
 from hub.errors import (
     EmptyFileError,
+    LimitExceededError,
     NotACheckpointError,
     TruncatedFileError,
     UnsafePickleError,
@@ -196,9 +198,16 @@ def test_other_bad_checkpoints(tmp_path: Path) -> None:
     with pytest.raises(NotACheckpointError, match="neither a zip"):
         scan_checkpoint(noise)
     garbage_pickle = tmp_path / "garbage.pt"
-    garbage_pickle.write_bytes(b"\x80\x02" + os.urandom(32))
+    # a protocol-2 header followed by bytes that are no pickle opcode at all
+    garbage_pickle.write_bytes(b"\x80\x02" + bytes(range(0xD0, 0xF0)))
     with pytest.raises(NotACheckpointError):
         scan_checkpoint(garbage_pickle)
+    # random tails may instead claim a huge length: refused all the same, as a file error, never a crash
+    rng = random.Random(20261203)
+    for _ in range(50):
+        garbage_pickle.write_bytes(b"\x80\x02" + rng.randbytes(32))
+        with pytest.raises((NotACheckpointError, LimitExceededError, TruncatedFileError)):
+            scan_checkpoint(garbage_pickle)
 
     good = tmp_path / "good.ckpt"
     torch.save({"state_dict": {"a": torch.zeros(1000)}}, good)
