@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.download import DownloadOptions, Downloader, RetryPolicy  # noqa: E402
+from hub.sources.download import DownloadOptions, Downloader, RetryPolicy  # noqa: E402
 
 
 def make_server(path: Path, throttle_bps: float | None) -> ThreadingHTTPServer:

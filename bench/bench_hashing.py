@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.fingerprint import fingerprint_file
+from hub.files.fingerprint import fingerprint_file
 
 MiB = 1024 * 1024
 TARGET_RATIO = 0.6

@@ -122,7 +122,7 @@ def main() -> int:
     env = {**os.environ, "SDHUB_HOME": str(work / "home"), "PYTHONPATH": str(ROOT)}
     env.pop("SDHUB_DB_URL", None)
 
-    idle, _, _, _ = peak([sys.executable, "-c", "import hub.cli, hub.pickle_scan, hub.identify"], env)
+    idle, _, _, _ = peak([sys.executable, "-c", "import hub.cli, hub.files.pickle_scan, hub.identify"], env)
     print(f"baseline: an idle interpreter importing sdhub peaks at {idle:.1f} MiB\n")
 
     def row(label: str, cmd: list[str], note: str = "") -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import SdhubError
-from .hookspecs import hookimpl
+from .plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Hub
@@ -33,13 +33,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "identify": (".identify", "identify_path"),
     "identify_path": (".identify", "identify_path"),
     "Identification": (".identify", "Identification"),
-    "fingerprint_file": (".fingerprint", "fingerprint_file"),
-    "Fingerprints": (".fingerprint", "Fingerprints"),
-    "TqdmProgress": (".download", "TqdmProgress"),
-    "InstallResult": (".install", "InstallResult"),
-    "check_size": (".runtime", "check_size"),
-    "all_samplers": (".samplers", "all_samplers"),
-    "all_pipelines": (".pipelines", "all_pipelines"),
+    "fingerprint_file": (".files.fingerprint", "fingerprint_file"),
+    "Fingerprints": (".files.fingerprint", "Fingerprints"),
+    "TqdmProgress": (".sources.download", "TqdmProgress"),
+    "InstallResult": (".sources.install", "InstallResult"),
+    "check_size": (".running.runtime", "check_size"),
+    "all_samplers": (".running.samplers", "all_samplers"),
+    "all_pipelines": (".running.pipelines", "all_pipelines"),
     "get_registry": (".plugins", "get_registry"),
     "fire": (".plugins", "fire"),
     "get_plugins": (".plugins", "get_plugins"),
@@ -80,8 +80,8 @@ def resolve(ref: str, *, download: bool = True, **kwargs: Any) -> Any:
 
 
 def pipeline(ref: str, **kwargs: Any) -> Any:
-    """A runnable pipeline for ``ref`` (resolved and installed first if needed); see :mod:`hub.runtime`."""
-    from .runtime import pipeline as _pipeline
+    """A runnable pipeline for ``ref`` (resolved and installed first if needed); see :mod:`hub.running.runtime`."""
+    from .running.runtime import pipeline as _pipeline
 
     return _pipeline(ref, **kwargs)
 

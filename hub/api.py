@@ -19,7 +19,7 @@ from typing import Any
 from .catalogue import Catalogue, FileRecord, SourceInfo
 from .catalogue.models import utcnow
 from .config import Settings, load_settings
-from .refs import ACCEPTED_FORMS, catalogue_id  # ACCEPTED_FORMS: the CLI shows it in --help
+from .sources.refs import ACCEPTED_FORMS, catalogue_id  # ACCEPTED_FORMS: the CLI shows it in --help
 from .errors import (
     AmbiguousReferenceError,
     FileAccessError,
@@ -351,7 +351,7 @@ class Hub:
             return None, f"cannot read {path}: {exc.strerror or exc}"
 
     def _fingerprint_values(self, path: Path, progress: ProgressFactory | None, total: int) -> dict[str, Any]:
-        from .fingerprint import fingerprint_file
+        from .files.fingerprint import fingerprint_file
 
         if path.is_dir():
             return self._fingerprint_folder(path, progress)
@@ -363,7 +363,7 @@ class Hub:
 
     def _fingerprint_folder(self, path: Path, progress: ProgressFactory | None) -> dict[str, Any]:
         """A diffusers folder's identity: hashes of a manifest of its weight files' hashes."""
-        from .fingerprint import fingerprint_file
+        from .files.fingerprint import fingerprint_file
 
         import blake3 as _blake3
 
@@ -447,7 +447,7 @@ class Hub:
         src = Path(move_from) if move_from is not None else final
         if not src.exists():
             raise FileAccessError(f"{src}: no such file")
-        from .files import check_not_special
+        from .files.regular import check_not_special
 
         check_not_special(src)  # a FIFO would block fingerprinting forever
         if fingerprints is None:
@@ -558,7 +558,7 @@ class Hub:
 
     def _match_source_ref(self, ref: str) -> list[FileRecord] | None:
         try:
-            from .install import find_local
+            from .sources.install import find_local
         except ImportError:
             return None
         return find_local(self, ref)
@@ -596,7 +596,7 @@ class Hub:
         data["metadata"] = record.metadata if record else {}
         data["sidecars"] = [dict(sc) for sc in record.sidecars] if record else []
         if with_hashes and data["hashes"] is None:
-            from .fingerprint import fingerprint_file
+            from .files.fingerprint import fingerprint_file
 
             if path.is_dir():
                 v = self._fingerprint_folder(path, None)
@@ -712,22 +712,22 @@ class Hub:
 
     # -- sources (hub/install.py does the work) ------------------------------------------------
     def resolve(self, ref: str, *, download: bool = True, **kwargs: Any) -> Any:
-        from .install import resolve
+        from .sources.install import resolve
 
         return resolve(self, ref, download=download, **kwargs)
 
     def install(self, ref: str, **kwargs: Any) -> Any:
-        from .install import install
+        from .sources.install import install
 
         return install(self, ref, **kwargs)
 
     def search(self, query: str, **kwargs: Any) -> Any:
-        from .install import search
+        from .sources.install import search
 
         return search(self, query, **kwargs)
 
     def lookup(self, paths: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Any:
-        from .install import lookup
+        from .sources.install import lookup
 
         return lookup(self, paths, **kwargs)
 
@@ -746,7 +746,7 @@ class Hub:
 
 def _special_file_error(path: Path) -> str | None:
     """"not a regular file (a FIFO ...)" for FIFOs, devices and sockets; None for files and folders."""
-    from .files import check_not_special
+    from .files.regular import check_not_special
 
     try:
         check_not_special(path)

@@ -30,9 +30,9 @@ from hub.errors import (
     SdhubError,
     SourceError,
 )
-from hub.hookspecs import hookimpl
-from hub.refs import Ref
-from hub.sources import (
+from hub.plugins.hookspecs import hookimpl
+from hub.sources.refs import Ref
+from hub.sources.protocol import (
     DownloadPlan,
     FetchedFile,
     RemoteFile,
@@ -45,7 +45,7 @@ from hub.sources import (
     first_value,
     tag_names,
 )
-from hub.download import error_message_from_body, origin
+from hub.sources.download import error_message_from_body, origin
 
 BATCH_LIMIT = 100
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub.hookspecs import hookimpl
+from hub.plugins.hookspecs import hookimpl
 from hub.identify import (
     DiffusersConfigs,
     Evidence,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from hub.download import describe_network_error, origin
+from hub.sources.download import describe_network_error, origin
 from hub.errors import (
     AccessDeniedError,
     AuthRequiredError,
@@ -40,9 +40,9 @@ from hub.errors import (
     SdhubError,
     SourceError,
 )
-from hub.hookspecs import hookimpl
-from hub.refs import Ref
-from hub.sources import (
+from hub.plugins.hookspecs import hookimpl
+from hub.sources.refs import Ref
+from hub.sources.protocol import (
     DownloadPlan,
     FetchedFile,
     RemoteFile,

@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from hub.download import error_message_from_body
+from hub.sources.download import error_message_from_body
 from hub.errors import AccessDeniedError, AuthRequiredError, RemoteNotFoundError, SdhubError, SourceError
-from hub.hookspecs import hookimpl
-from hub.refs import Ref
-from hub.sources import (
+from hub.plugins.hookspecs import hookimpl
+from hub.sources.refs import Ref
+from hub.sources.protocol import (
     DownloadPlan,
     SearchPage,
     SearchQuery,

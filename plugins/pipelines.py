@@ -25,7 +25,7 @@ from typing import Any
 
 from hub import hookimpl
 from hub.errors import IncompatibleError, PipelineError, RuntimeMissingError, SdhubError
-from hub.pipelines import Defaults, GenerateRequest, LoraToApply, ModelToRun, Pipeline, RunOptions, Runner
+from hub.running.pipelines import Defaults, GenerateRequest, LoraToApply, ModelToRun, Pipeline, RunOptions, Runner
 
 CLIP_TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json")
 T5_TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json")
@@ -165,8 +165,8 @@ def fetch_configs(repo: str, dest: Path) -> Path:
     mirrors are tried in order, with the same token rules as model downloads.
     """
     from hub.errors import RemoteNotFoundError
-    from hub.refs import parse
-    from hub.sources import SourceContext, get_source
+    from hub.sources.refs import parse
+    from hub.sources.protocol import SourceContext, get_source
 
     try:
         source = get_source("huggingface")
@@ -175,7 +175,7 @@ def fetch_configs(repo: str, dest: Path) -> Path:
     ctx = SourceContext.create()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    from hub.files import apply_umask_mode
+    from hub.files.regular import apply_umask_mode
 
     apply_umask_mode(staging, directory=True)  # mkdtemp's 0700 would become the cache folder's mode
     try:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub import hookimpl
-from hub.samplers import FromBase, SchedulerRecipe, SchedulerSampler
+from hub.running.samplers import FromBase, SchedulerRecipe, SchedulerSampler
 
 KARRAS = {"use_karras_sigmas": True}
 # Flow mode of the multistep solvers; flow_shift comes from the model's own scheduler (SD3: 3.0).

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import load_settings
-from hub.download import RetryPolicy
-from hub.sources import SourceContext
+from hub.sources.download import RetryPolicy
+from hub.sources.protocol import SourceContext
 from tests.safetensors_files import SDXL_LORA_KOHYA, write_safetensors
 
 FAST_RETRY = RetryPolicy(attempts=3, base_wait=0.01, max_wait=0.05)

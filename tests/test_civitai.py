@@ -15,8 +15,8 @@ from hub.errors import (
     RateLimitedError,
     RemoteNotFoundError,
 )
-from hub.refs import parse
-from hub.sources import SearchQuery
+from hub.sources.refs import parse
+from hub.sources.protocol import SearchQuery
 from hub_plugins.civitai import CivitaiSource, claimed_family, early_access_until
 from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
 from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes

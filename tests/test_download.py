@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.download import (
+from hub.sources.download import (
     CallbackProgress,
     DownloadOptions,
     Downloader,
@@ -265,7 +265,7 @@ import resource, signal
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
 from pathlib import Path
-from hub.download import Downloader, DownloadOptions, RetryPolicy
+from hub.sources.download import Downloader, DownloadOptions, RetryPolicy
 from hub.errors import LocalWriteError
 try:
     Downloader(DownloadOptions(retry=RetryPolicy(1, 0, 0))).fetch({server.url + "/dl/w"!r}, Path({str(tmp_path)!r}),
@@ -436,7 +436,7 @@ def test_no_content_length_streams_to_eof(server, tmp_path):
 
 
 def test_shown_url_keeps_the_query_but_masks_secrets() -> None:
-    from hub.download import shown_url
+    from hub.sources.download import shown_url
 
     url = "https://u:p@civitai.com/api/download/models/2?type=VAE&fileId=3&token=abc&X-Amz-Signature=ff"
     assert shown_url(url) == "https://civitai.com/api/download/models/2?type=VAE&fileId=3&token=***&X-Amz-Signature=***"

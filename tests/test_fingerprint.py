@@ -1,4 +1,4 @@
-"""Known-answer and bad-input tests for hub.fingerprint.
+"""Known-answer and bad-input tests for hub.files.fingerprint.
 
 Expected values come from `expected_hashes`, which reads the file the plain way (A1111-style seek and
 read for AutoV1, one hashlib/zlib/blake3 call per hash) and shares no code with the implementation.
@@ -20,7 +20,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from hub.errors import FileAccessError, FileChangedError, SdhubError
-from hub.fingerprint import (
+from hub.files.fingerprint import (
     INLINE_LIMIT,
     Fingerprints,
     StatKey,
@@ -37,7 +37,7 @@ EMPTY_BLAKE3 = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262
 
 
 def expected_hashes(path: Path, safetensors: bool) -> dict[str, object]:
-    """The reference values, computed independently of hub.fingerprint."""
+    """The reference values, computed independently of hub.files.fingerprint."""
     sha = hashlib.sha256()
     b3 = blake3.blake3()
     crc = 0

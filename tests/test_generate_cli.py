@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import hub  # noqa: E402
-from hub.samplers import Sampler  # noqa: E402
+from hub.running.samplers import Sampler, get_sampler  # noqa: E402
 from tinymodels import random_lora, tiny_model, write_kohya_lora, write_peft_lora  # noqa: E402
 
 CASES = [
@@ -61,7 +61,7 @@ def test_generate_with_sampler_and_lora(run_cli: Any, tmp_path: Path, family: st
     assert image.size == (64, 64)
     params = image.text["parameters"]
     assert params.startswith("a red fox\nNegative prompt: blurry\n")
-    label = hub.samplers.get_sampler(sampler).display_name
+    label = get_sampler(sampler).display_name
     for expected in ("Steps: 2", f"Sampler: {label}", "Seed: 42", "Size: 64x64", "Lora hashes: "):
         assert expected in params, expected
     assert ("Model hash: " in params) == (layout == "single")  # folders have no single-file hash
@@ -203,7 +203,7 @@ def test_pipelines_command(run_cli: Any) -> None:
 
 def test_family_choices_of_the_cli_are_the_runtimes() -> None:
     from hub.cli import runtime_cmds
-    from hub.runtime import FAMILY_CHOICES
+    from hub.running.runtime import FAMILY_CHOICES
 
     assert runtime_cmds.FAMILIES == FAMILY_CHOICES
 

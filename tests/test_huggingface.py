@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from hub.errors import AuthRequiredError, BadReferenceError, RemoteNotFoundError, SourceError
-from hub.refs import parse
-from hub.sources import SearchQuery
+from hub.sources.refs import parse
+from hub.sources.protocol import SearchQuery
 from hub_plugins.huggingface import HuggingFaceSource, claimed_family
 from tests.fake_hf import HFRepo, fake_hub, git_sha1  # noqa: F401
 from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes

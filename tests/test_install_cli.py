@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from hub.api import Hub
-from hub.download import CallbackProgress
+from hub.sources.download import CallbackProgress
 from hub.errors import AuthRequiredError, HashMismatchError, RemoteNotFoundError
-from hub.install import install, lookup, resolve, search
+from hub.sources.install import install, lookup, resolve, search
 from tests.fake_civitai import CFile, CModel, CVersion, civitai_hashes, fake_civitai  # noqa: F401
 from tests.fake_http import json_reply
 from tests.fake_hf import HFRepo, fake_hub  # noqa: F401
@@ -327,7 +327,7 @@ def test_install_by_hash_asks_sources_when_not_local(hub, world):
 
 def test_install_by_hash_survives_a_crashing_plugin_source(world, monkeypatch, plugin_registration):
     from hub import hookimpl
-    from hub.sources import Source
+    from hub.sources.protocol import Source
 
     class Broken(Source):
         name = "broken"

@@ -9,8 +9,8 @@ import hmac
 import pytest
 
 from hub.errors import AccessDeniedError, RemoteNotFoundError, SourceError
-from hub.refs import parse
-from hub.sources import SearchQuery
+from hub.sources.refs import parse
+from hub.sources.protocol import SearchQuery
 from hub_plugins.liblib import LiblibSource, claimed_family, sign
 from tests.fake_liblib import LModel, LVersion, fake_liblib  # noqa: F401
 from tests.source_helpers import env_for, make_ctx, sdxl_lora_bytes

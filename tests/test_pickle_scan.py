@@ -28,7 +28,7 @@ from hub.errors import (
     UnsafePickleError,
 )
 from hub.identify import builtin_families, identify_path
-from hub.pickle_scan import scan_checkpoint
+from hub.files.pickle_scan import scan_checkpoint
 from tests.headers import load_spec
 
 DTYPES = {"F16": torch.float16, "F32": torch.float32, "BF16": torch.bfloat16, "I64": torch.int64}

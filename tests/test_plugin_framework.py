@@ -12,7 +12,7 @@ import click
 import pytest
 
 from hub import hookimpl, plugins
-from hub.registry import Registry
+from hub.plugins.registry import Registry
 
 
 @dataclass
@@ -217,7 +217,7 @@ def test_a_plugin_family_changes_what_info_reports(plugin_registration, run_cli,
 
 
 def test_a_plugin_source_answers_search(plugin_registration, run_cli) -> None:  # type: ignore[no-untyped-def]
-    from hub.sources import SearchPage, SearchResult, Source
+    from hub.sources.protocol import SearchPage, SearchResult, Source
 
     class ShelfSource(Source):
         name = "shelf"
@@ -261,7 +261,7 @@ def test_a_plugin_returning_the_wrong_type_is_named(plugin_registration) -> None
 
 
 def test_duplicate_source_name_is_refused_unless_overriding(plugin_registration) -> None:  # type: ignore[no-untyped-def]
-    from hub.sources import Source
+    from hub.sources.protocol import Source
 
     class FakeCivitai(Source):
         name = "civitai"
@@ -296,7 +296,7 @@ def test_duplicate_source_name_is_refused_unless_overriding(plugin_registration)
 
 
 def test_a_plugin_source_that_crashes_does_not_hide_the_others(plugin_registration, run_cli) -> None:  # type: ignore[no-untyped-def]
-    from hub.sources import SearchPage, SearchResult, Source
+    from hub.sources.protocol import SearchPage, SearchResult, Source
 
     class Broken(Source):
         name = "broken"

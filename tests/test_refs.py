@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.errors import BadReferenceError
-from hub.refs import Ref, parse
+from hub.sources.refs import Ref, parse
 
 U1, U2 = "0123456789abcdef0123456789ABCDEF", "fedcba9876543210fedcba9876543210"
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("PIL")  # the tests build images with Pillow, as the UIs do
 
 from hub.resources import MAX_TEXT_BYTES, ResourceError, read_resources  # noqa: E402
-from hub.runtime import format_infotext  # noqa: E402
+from hub.running.runtime import format_infotext  # noqa: E402
 from tests.resource_files import A1111_INFOTEXT, comfy_api, comfy_ui, exif_image, png, write_json  # noqa: E402
 
 MODEL_HASH = "31e35c80fc"

@@ -20,9 +20,9 @@ import torch  # noqa: E402
 
 import hub  # noqa: E402
 from hub.errors import IncompatibleError, PipelineError, SamplerError  # noqa: E402
-from hub.pipelines import GenerateRequest  # noqa: E402
-from hub.runtime import pick_device, pick_dtype  # noqa: E402
-from hub.samplers import Sampler  # noqa: E402
+from hub.running.pipelines import GenerateRequest  # noqa: E402
+from hub.running.runtime import pick_device, pick_dtype  # noqa: E402
+from hub.running.samplers import Sampler, get_sampler  # noqa: E402
 from tests.fake_hf import fake_hub  # noqa: E402,F401
 from tinymodels import (  # noqa: E402
     apply_lora_factors,
@@ -159,7 +159,7 @@ def test_refiner_hand_off_changes_the_last_steps(tmp_path: Path) -> None:
 
 def test_an_sdxl_base_single_file_can_refine_with_its_own_configs(tmp_path: Path) -> None:
     """The refiner slot accepts an SDXL base (identified as sdxl): it loads with the SDXL configs, not the refiner's."""
-    from hub.pipelines import ModelToRun, RunOptions
+    from hub.running.pipelines import ModelToRun, RunOptions
     from hub_plugins.pipelines import SDXL
 
     base = tiny_model("sdxl")
@@ -325,7 +325,7 @@ def test_lora_the_merge_cannot_apply_exactly_is_refused(tmp_path: Path, extra_le
      ("style.safetensors:0.8", ("style.safetensors", 0.8)), ("my_style:0.5", ("my_style", 0.5))],
 )
 def test_lora_weight_is_not_read_out_of_a_reference(text: str, expected: tuple[str, float]) -> None:
-    from hub.runtime import parse_lora_arg
+    from hub.running.runtime import parse_lora_arg
 
     assert parse_lora_arg(text) == expected
 
@@ -554,7 +554,7 @@ def test_cpu_offload_without_accelerate_names_the_package() -> None:
 
 
 def test_catalogue_reference_resolves_through_hub_resolve(tmp_path: Path) -> None:
-    pytest.importorskip("hub.install")
+    pytest.importorskip("hub.sources.install")
     if not hasattr(pytest.importorskip("hub.identify"), "identify_path"):
         pytest.skip("scanning needs hub.identify.identify_path (identification area not merged yet)")
     m = tiny_model("sd1")
@@ -613,7 +613,7 @@ def _identified(family: str, **fields: Any) -> Any:
 
 
 def test_v_prediction_finetune_gets_a_v_prediction_scheduler() -> None:
-    from hub.pipelines import ModelToRun, RunOptions
+    from hub.running.pipelines import ModelToRun, RunOptions
     from hub_plugins.pipelines import SD1
 
     m = tiny_model("sd1")
@@ -621,12 +621,12 @@ def test_v_prediction_finetune_gets_a_v_prediction_scheduler() -> None:
                        identification=_identified("sd1", details={"prediction": "v"}))
     runner = SD1.load(model, [], "cpu", "fp32", RunOptions())
     assert runner.pipe.scheduler.config.prediction_type == "v_prediction"
-    sampler = hub.samplers.get_sampler("dpmpp_2m_karras", "sd1")
+    sampler = get_sampler("dpmpp_2m_karras", "sd1")
     assert sampler.build(runner.base_scheduler_config, "sd1").config.prediction_type == "v_prediction"
 
 
 def test_inpainting_models_are_refused_clearly() -> None:
-    from hub.pipelines import ModelToRun, RunOptions
+    from hub.running.pipelines import ModelToRun, RunOptions
     from hub_plugins.pipelines import SD1
 
     m = tiny_model("sd1")
@@ -671,7 +671,7 @@ def test_out_of_memory_names_the_options_that_would_make_it_fit(plugin_registrat
     from diffusers import EulerDiscreteScheduler
 
     from hub.errors import OutOfMemoryError
-    from hub.samplers import Sampler
+    from hub.running.samplers import Sampler
 
     class Exhausting(EulerDiscreteScheduler):
         def step(self, *args: Any, **kwargs: Any) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-import hub.safetensors_header as sth
+import hub.files.safetensors_header as sth
 from hub.errors import (
     EmptyFileError,
     HeaderError,
@@ -26,7 +26,7 @@ from hub.errors import (
     NotSafetensorsError,
     TruncatedFileError,
 )
-from hub.safetensors_header import MAX_HEADER_SIZE, read_header
+from hub.files.safetensors_header import MAX_HEADER_SIZE, read_header
 from tests.headers import (
     fixture_names,
     header_bytes,

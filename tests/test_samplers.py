@@ -10,7 +10,7 @@ import pytest
 
 from hub import hookimpl, plugins
 from hub.errors import SamplerError
-from hub.samplers import Sampler, SchedulerRecipe, SchedulerSampler, get_sampler, samplers_for
+from hub.running.samplers import Sampler, SchedulerRecipe, SchedulerSampler, get_sampler, samplers_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -207,7 +207,7 @@ def test_runtime_modules_and_listing_do_not_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, hub, hub.samplers, hub.pipelines, hub.runtime, hub.cli.runtime_cmds\n"
+        "import sys, hub, hub.samplers, hub.pipelines, hub.running.samplers, hub.running.runtime, hub.cli.runtime_cmds\n"
         "from hub import plugins\n"
         "assert len(plugins.get_registry('samplers')) > 20 and len(plugins.get_registry('pipelines')) >= 3\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub import hookimpl
-from hub.samplers import SchedulerRecipe, SchedulerSampler
+from hub.running.samplers import SchedulerRecipe, SchedulerSampler
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """``sdhub generate``, ``sdhub samplers`` and ``sdhub pipelines``: running models from the command line.
 
-Thin wrappers over :mod:`hub.runtime`; torch and diffusers load only when ``generate`` runs.
+Thin wrappers over :mod:`hub.running.runtime`; torch and diffusers load only when ``generate`` runs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import click
 
 from .base import cli, emit_json, json_option, print_table, progress_enabled, quiet_option
 
-FAMILIES = ("sd1", "sd2", "sdxl", "sd3")  # hub.runtime.FAMILY_CHOICES, without importing the runtime here
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3")  # hub.running.runtime.FAMILY_CHOICES, without importing the runtime here
 
 
 def _unused_path(path: Path) -> Path:

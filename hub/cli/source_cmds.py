@@ -1,4 +1,4 @@
-"""``sdhub search``, ``sdhub install`` and ``sdhub lookup``: thin wrappers over :mod:`hub.install`."""
+"""``sdhub search``, ``sdhub install`` and ``sdhub lookup``: thin wrappers over :mod:`hub.sources.install`."""
 
 from __future__ import annotations
 

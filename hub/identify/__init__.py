@@ -101,11 +101,11 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
         return identify_folder(p, fams)
     if not p.exists():
         raise FileAccessError(f"{p}: no such file or directory")
-    from ..files import require_regular_file
+    from ..files.regular import require_regular_file
 
     require_regular_file(p)  # a FIFO or device would block the first open forever
-    from ..pickle_scan import is_pickle_name
-    from ..safetensors_header import is_safetensors_name
+    from ..files.pickle_scan import is_pickle_name
+    from ..files.safetensors_header import is_safetensors_name
 
     name = p.name.lower()
     if is_safetensors_name(name):
@@ -125,7 +125,7 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
 
 
 def _head(p: Path) -> bytes:
-    from ..files import open_regular
+    from ..files.regular import open_regular
 
     fd = open_regular(p)
     try:
@@ -153,7 +153,7 @@ def _identify_by_content(p: Path, fams: Sequence[Family]) -> Identification:
 
 
 def _identify_safetensors(p: Path, fams: Sequence[Family]) -> Identification:
-    from ..safetensors_header import read_header
+    from ..files.safetensors_header import read_header
     from .classify import identify_view
 
     # Parsing and classifying allocate thousands of small acyclic objects that are freed before we
@@ -172,7 +172,7 @@ def _identify_safetensors(p: Path, fams: Sequence[Family]) -> Identification:
 
 
 def _identify_pickle(p: Path, fams: Sequence[Family]) -> Identification:
-    from ..pickle_scan import scan_checkpoint
+    from ..files.pickle_scan import scan_checkpoint
     from .classify import identify_view
 
     scan = scan_checkpoint(p)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, compress, repeat
 from typing import Any
 
-from ..safetensors_header import DTYPE_BITS
+from ..files.safetensors_header import DTYPE_BITS
 from .family import Family, FamilyMatch
 from .lora import analyse as analyse_lora
 from .lora import looks_like_lora

@@ -128,7 +128,7 @@ def identify_folder(folder: Path, families: Sequence[Family]) -> Identification:
 
 
 def _folder_precision(folder: Path, ident: Identification) -> None:
-    from ..safetensors_header import read_header
+    from ..files.safetensors_header import read_header
 
     for comp in ("unet", "transformer"):
         files = weight_files(folder / comp)
@@ -149,7 +149,7 @@ def _folder_precision(folder: Path, ident: Identification) -> None:
 
 def _identify_component_folder(folder: Path, families: Sequence[Family]) -> Identification:
     """A single component folder (config.json + weights): identify its weights header."""
-    from ..safetensors_header import read_header
+    from ..files.safetensors_header import read_header
     from .classify import identify_view
     from .view import HeaderView
 

@@ -24,7 +24,7 @@ from .read import SUFFIXES, read_resources
 
 if TYPE_CHECKING:
     from ..api import Hub
-    from ..sources import DownloadPlan, Source, SourceContext
+    from ..sources.protocol import DownloadPlan, Source, SourceContext
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Resolver:
     @property
     def ctx(self) -> SourceContext:
         if self._ctx is None:
-            from ..install import build_context
+            from ..sources.install import build_context
 
             self._ctx = build_context(self.hub)
         return self._ctx
@@ -117,7 +117,7 @@ class Resolver:
         return self._names
 
     def _have(self, res: Resource) -> str | None:
-        from ..install import find_local
+        from ..sources.install import find_local
 
         if res.hash:
             recs = [r for r in self.hub.find_by_hash(res.hash) if r.path and Path(r.path).exists()]
@@ -208,7 +208,7 @@ class Resolver:
             pass  # a cache that cannot be written only costs requests next time
 
     def _batch(self, hashes: list[str]) -> None:
-        from ..install import _ordered_sources, source_failure
+        from ..sources.install import _ordered_sources, source_failure
 
         pending = list(hashes)
         for source in _ordered_sources(self.hub):
@@ -232,8 +232,8 @@ class Resolver:
         # Batch answers only cover what the batch endpoints know; the rest go one by one below.
 
     def _one(self, digest: str) -> None:
-        from ..install import plan_for
-        from ..refs import Ref
+        from ..sources.install import plan_for
+        from ..sources.refs import Ref
 
         try:
             self.hash_cache[digest] = plan_for(self.hub, Ref("hash", hash_value=digest), self.ctx)
@@ -289,7 +289,7 @@ def _stem(name: str) -> str:
 
 
 def _scheme(hub: Hub, ref: str) -> str | None:
-    from ..install import parse_ref
+    from ..sources.install import parse_ref
 
     try:
         return parse_ref(hub, ref).scheme

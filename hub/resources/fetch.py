@@ -17,15 +17,15 @@ from urllib.parse import unquote, urlsplit
 
 from ..catalogue.records import SourceInfo
 from ..errors import ConfigError, SdhubError
-from ..sources import DownloadPlan, SearchPage, Source
+from ..sources.protocol import DownloadPlan, SearchPage, Source
 from .classify import ResourceReport, ResourceStatus, resources
 from .comfyui import MODEL_EXTENSIONS
 from .model import A1111_FOLDERS, KIND_FOLDERS
 
 if TYPE_CHECKING:
     from ..api import Hub
-    from ..refs import Ref
-    from ..sources import SourceContext
+    from ..sources.refs import Ref
+    from ..sources.protocol import SourceContext
 
 UI_NAMES = ("comfyui", "a1111", "forge")
 
@@ -115,7 +115,7 @@ def install_from(
     ctx: SourceContext | None = None,
 ) -> FromReport:
     """Install every fetchable missing resource the files name; report the rest (nothing executed)."""
-    from ..install import build_context, install_plan, parse_ref, plan_for
+    from ..sources.install import build_context, install_plan, parse_ref, plan_for
 
     ui = parse_into(hub, into)
     report: ResourceReport = resources(hub, paths, ctx=ctx, use_cache=False)
@@ -175,7 +175,7 @@ def _allowed(url: str | None, allowed: set[str]) -> bool:
 
 
 def _sources() -> list[Source]:
-    from ..sources import get_sources
+    from ..sources.protocol import get_sources
 
     return get_sources()
 

@@ -87,7 +87,7 @@ def test_family_hook_registering_garbage_is_named_and_identify_still_works(plugi
 
 
 def _source_plugin(plugin_registration, **methods):  # type: ignore[no-untyped-def]
-    from hub.sources import Source
+    from hub.sources.protocol import Source
 
     methods.setdefault("search", lambda self, ctx, q: None)
     cls = type("Garbage", (Source,), {"name": "garbage", "plan": lambda self, ctx, ref: None, **methods})

@@ -26,7 +26,7 @@ def _mode(path: Path) -> int:
 def test_generated_png_follows_umask(tmp_path: Path, umask: int) -> None:
     from PIL import Image
 
-    from hub.runtime import write_png
+    from hub.running.runtime import write_png
 
     out = write_png(Image.new("RGB", (8, 8)), tmp_path / "img.png", "parameters")
     assert _mode(out) == 0o666 & ~umask
@@ -34,7 +34,7 @@ def test_generated_png_follows_umask(tmp_path: Path, umask: int) -> None:
 
 
 def test_umask_is_read_without_changing_it(umask: int) -> None:
-    from hub.files import current_umask, umask_file_mode
+    from hub.files.regular import current_umask, umask_file_mode
 
     assert current_umask() == umask and umask_file_mode() == 0o666 & ~umask
     assert umask_file_mode(directory=True) == 0o777 & ~umask
@@ -45,7 +45,7 @@ def test_installed_model_and_state_follow_umask(tmp_path: Path, umask: int) -> N
     """A download, moved into place by finish(), keeps the umask's mode."""
     from fake_http import FakeServer, ServedFile
 
-    from hub.download import Downloader, DownloadOptions, RetryPolicy, finish
+    from hub.sources.download import Downloader, DownloadOptions, RetryPolicy, finish
 
     data = os.urandom(100_000)
     with FakeServer("files") as server:

@@ -23,7 +23,7 @@ import hostile_files as H
 from hub import limits
 from hub.errors import LimitExceededError, NotACheckpointError, SdhubError, TruncatedFileError
 from hub.identify import builtin_families, identify_path
-from hub.pickle_scan import scan_checkpoint
+from hub.files.pickle_scan import scan_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_inflating_stops_at_the_cap_whatever_the_header_says(tmp_path: Path, mon
     # zipfile itself stops at the declared size; the scanner's own cap counts what zlib gives out
     import zipfile
 
-    from hub import pickle_scan
+    from hub.files import pickle_scan
 
     path = H.deflate_bomb_zip(tmp_path / "bomb.ckpt", inflated=8 << 20, claimed=None)
     monkeypatch.setattr(limits, "MAX_PICKLE_BYTES", 1 << 20)
@@ -106,7 +106,7 @@ def test_one_gib_deflate_bomb_peak_memory_stays_small(tmp_path: Path) -> None:
     path = H.deflate_bomb_zip(tmp_path / "bomb.ckpt", inflated=1 << 30, claimed=100)
     assert path.stat().st_size < 1_200_000
     peak = _peak_rss_mb(f"""
-from hub.pickle_scan import scan_checkpoint
+from hub.files.pickle_scan import scan_checkpoint
 try:
     scan_checkpoint({str(path)!r})
 except Exception as exc:
@@ -121,7 +121,7 @@ except Exception as exc:
 def test_legacy_pickle_claiming_gigabytes_is_refused_unread(tmp_path: Path) -> None:
     path = H.huge_bytes_legacy(tmp_path / "huge.pt", 3 << 30)  # sparse: 3 GiB apparent, no disk
     peak = _peak_rss_mb(f"""
-from hub.pickle_scan import scan_checkpoint
+from hub.files.pickle_scan import scan_checkpoint
 try:
     scan_checkpoint({str(path)!r})
 except Exception as exc:
@@ -163,7 +163,7 @@ def test_time_budget_stops_a_slow_pickle(tmp_path: Path, monkeypatch: pytest.Mon
 
 @pytest.mark.timeout(30)
 def test_build_on_a_stand_in_is_refused_and_changes_nothing(tmp_path: Path) -> None:
-    from hub import pickle_scan
+    from hub.files import pickle_scan
 
     before = pickle_scan._rebuild_tensor.__defaults__
     _fails(H.build_on_stand_in_zip(tmp_path / "build.ckpt"), NotACheckpointError, "sets the state of a function")
@@ -275,7 +275,7 @@ def test_identify_path_on_a_laughing_pickle(tmp_path: Path) -> None:
 
 def _peak_rss_mb(code: str) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter; its peak RSS against an idle interpreter's, in MB."""
-    probe = ("import resource, sys; sys.path.insert(0, {root!r}); import hub.pickle_scan\n{code}\n"
+    probe = ("import resource, sys; sys.path.insert(0, {root!r}); import hub.files.pickle_scan\n{code}\n"
              "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     idle = subprocess.run([sys.executable, "-c", probe.format(root=str(ROOT), code="")], capture_output=True,
                           text=True, check=True)

@@ -15,7 +15,7 @@ import pytest
 
 from fake_http import FakeServer, Reply, ServedFile
 
-from hub.download import Downloader, DownloadOptions, RetryPolicy
+from hub.sources.download import Downloader, DownloadOptions, RetryPolicy
 from hub.errors import (
     AccessDeniedError,
     AuthRequiredError,

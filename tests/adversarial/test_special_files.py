@@ -71,7 +71,7 @@ def test_api_register_refuses_fifo(fifo: Path, hub_instance) -> None:  # type: i
 
 def test_read_header_refuses_device() -> None:
     from hub.errors import FileAccessError
-    from hub.safetensors_header import read_header
+    from hub.files.safetensors_header import read_header
 
     with pytest.raises(FileAccessError, match="not a regular file"):
         read_header("/dev/zero")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalogue.records import SourceInfo, tag_names
+from ..catalogue.records import SourceInfo, tag_names
 from .download import (
     DownloadOptions,
     Downloader,
@@ -30,10 +30,10 @@ from .download import (
     Progress,
     RetryPolicy,
 )
-from .errors import ConfigError, SourceError
+from ..errors import ConfigError, SourceError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Settings
+    from ..config import Settings
     from .refs import Ref
 
 __all__ = [
@@ -223,7 +223,7 @@ class SourceContext:
         timeout: tuple[float, float] | None = None,
     ) -> SourceContext:
         if settings is None:
-            from .config import load_settings
+            from ..config import load_settings
 
             settings = load_settings()
         retry = retry or _retry_from_env()
@@ -347,13 +347,13 @@ class Source(ABC):
 
 def get_sources() -> list[Source]:
     """The registered sources, built-ins first."""
-    from . import plugins
+    from .. import plugins
 
     return list(plugins.get_registry("sources"))
 
 
 def get_source(name: str) -> Source:
-    from . import plugins
+    from .. import plugins
 
     reg = plugins.get_registry("sources")
     source = reg.get(name)

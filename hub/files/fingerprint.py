@@ -57,8 +57,8 @@ from typing import Any, NamedTuple
 
 import blake3 as blake3_module
 
-from .errors import FileAccessError, FileChangedError, FingerprintError
-from .limits import Budget
+from ..errors import FileAccessError, FileChangedError, FingerprintError
+from ..limits import Budget
 
 PathLike = str | os.PathLike[str]
 ProgressCallback = Callable[[int], None]
@@ -361,7 +361,7 @@ def fingerprint_file(
     name = os.fspath(path)
     if chunk_size < 64 * 1024:
         raise ValueError("chunk_size must be at least 64 KiB")
-    from .files import require_regular_file
+    from .regular import require_regular_file
 
     before = require_regular_file(file_path)
     try:

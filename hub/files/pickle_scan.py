@@ -40,8 +40,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import limits
-from .errors import (
+from .. import limits
+from ..errors import (
     EmptyFileError,
     FileAccessError,
     LimitExceededError,
@@ -566,7 +566,7 @@ def scan_checkpoint(path: str | os.PathLike[str], *, budget: limits.Budget | Non
     ``budget`` bounds the time and memory of the read (default: ``hub.limits.IDENTIFY_SECONDS`` and
     ``IDENTIFY_MEMORY_BYTES``).
     """
-    from .files import open_regular
+    from .regular import open_regular
 
     p = os.fspath(path)
     with os.fdopen(open_regular(p), "rb") as f:  # one descriptor throughout; never blocks on a FIFO

@@ -28,9 +28,9 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from . import refs as refs_mod
-from .catalogue.records import FileRecord, SourceInfo
+from ..catalogue.records import FileRecord, SourceInfo
 from .download import Progress, file_lock, keep_resumable, sanitize_filename
-from .errors import (
+from ..errors import (
     BadReferenceError,
     DownloadError,
     FileAccessError,
@@ -42,7 +42,7 @@ from .errors import (
     SourceError,
 )
 from .refs import Ref
-from .sources import (
+from .protocol import (
     DownloadPlan,
     FetchedFile,
     SearchPage,
@@ -57,7 +57,7 @@ from .sources import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Hub
+    from ..api import Hub
 
 INCOMING_DIR = ".incoming"
 QUARANTINE_DIR = ".quarantine"
@@ -427,7 +427,7 @@ class _NotIdentified:
 def _identify(path: Path) -> Any:
     """The Identification of ``path``; None lets ``register_file`` identify (and record why it failed)."""
     try:
-        from .identify import identify_path
+        from ..identify import identify_path
     except ImportError:
         return _NotIdentified()
     try:
@@ -555,7 +555,7 @@ def _finish(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, incoming: Path) 
 
 def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -> InstallResult:
     """Fingerprint, verify, identify and register the complete download at ``ready``."""
-    from .fingerprint import fingerprint_file
+    from ..files.fingerprint import fingerprint_file
 
     fp = fingerprint_file(ready)
     problems = _verify(fp, plan, fetched)

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .errors import (
+from ..errors import (
     DownloadError,
     LocalWriteError,
     RateLimitedError,
@@ -638,7 +638,7 @@ def error_message_from_body(resp: requests.Response) -> str:
 
 def http_error(resp: requests.Response, what: str) -> SdhubError:
     """A generic status → error class mapping, for sources without their own translator."""
-    from .errors import AccessDeniedError, AuthRequiredError, RemoteNotFoundError
+    from ..errors import AccessDeniedError, AuthRequiredError, RemoteNotFoundError
 
     detail = error_message_from_body(resp)
     msg = f"{what}: HTTP {resp.status_code}" + (f" ({detail})" if detail else "")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import (
+from ..errors import (
     BadReferenceError,
     FileAccessError,
     IncompatibleError,
@@ -119,12 +119,12 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
     """A path as it is; anything else through ``Hub.resolve`` (catalogue first, install on a miss)."""
     path = Path(os.fspath(ref)).expanduser()
     if path.exists():
-        from .files import check_not_special
+        from ..files.regular import check_not_special
 
         check_not_special(path)  # a FIFO given as a model must not block the loader
         return _with_catalogue_facts(Resolved(path=path.resolve(), name=path.name))
     text = os.fspath(ref)
-    from .api import MODEL_SUFFIXES, Hub
+    from ..api import MODEL_SUFFIXES, Hub
 
     looks_like_path = os.sep in text or Path(text).suffix.lower() in MODEL_SUFFIXES
 
@@ -132,7 +132,7 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
     try:
         if looks_like_path and not _is_reference(text):
             # Not a file here: maybe a catalogued file's name ("model.safetensors"), else a missing path.
-            from .errors import NotInCatalogueError
+            from ..errors import NotInCatalogueError
 
             try:
                 return _from_resolved(hub.get(text), text)
@@ -148,7 +148,7 @@ def resolve_ref(ref: str | os.PathLike[str]) -> Resolved:
 
 def _is_reference(text: str) -> bool:
     try:
-        from .refs import parse
+        from ..sources.refs import parse
 
         parse(text)
     except (ImportError, BadReferenceError):
@@ -182,7 +182,7 @@ def _with_catalogue_facts(res: Resolved) -> Resolved:
     if res.path.is_dir():
         return res
     try:
-        from .api import Hub
+        from ..api import Hub
 
         hub = Hub()
         try:
@@ -204,7 +204,7 @@ def _with_catalogue_facts(res: Resolved) -> Resolved:
 
 def _identification_from_dict(data: dict[str, Any]) -> Any:
     try:
-        from .identify import Identification
+        from ..identify import Identification
 
         return Identification.from_dict(data)
     except (ImportError, AttributeError, KeyError, TypeError, ValueError):
@@ -217,7 +217,7 @@ def _identification_from_dict(data: dict[str, Any]) -> Any:
 def _identify(path: Path) -> Any:
     """hub.identify's answer, or None while that area is not installed."""
     try:
-        from .identify import identify_path
+        from ..identify import identify_path
     except ImportError:
         return None
     return identify_path(path)
@@ -228,7 +228,7 @@ def model_to_run(res: Resolved, family: str | None = None, default_family: str |
 
     ``default_family`` is used only when identification cannot place the file (a --refiner is a refiner).
     """
-    from .pickle_scan import is_pickle_name
+    from ..files.pickle_scan import is_pickle_name
 
     ident = res.identification or _identify(res.path)
     is_dir = res.path.is_dir()
@@ -293,7 +293,7 @@ def parse_lora_arg(text: str) -> tuple[str, float]:
 
 def _is_builtin_reference(text: str) -> bool:
     try:
-        from .refs import parse
+        from ..sources.refs import parse
 
         return parse(text).scheme in ("civitai", "hf", "liblib", "hash")
     except (ImportError, BadReferenceError):
@@ -317,7 +317,7 @@ def prepare_lora(spec: Any, model: ModelToRun, warnings: list[str] | None = None
         if getattr(ident, "kind", None) not in ("lora", None):
             raise IncompatibleError(f"{res.path} is a {ident.family} {ident.kind}, not a LoRA")
         if model.identification is not None:
-            from .identify import check_compatible
+            from ..identify import check_compatible
 
             verdict = check_compatible(model.identification, ident)
             if not verdict.ok and getattr(verdict, "certain", True):
@@ -375,7 +375,7 @@ def write_png(image: Any, path: Path, infotext: str) -> Path:
     info.add_text("parameters", infotext)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        from .files import apply_umask_mode
+        from ..files.regular import apply_umask_mode
 
         apply_umask_mode(fd)  # the user's PNG gets the umask's mode (0644 under 022), not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
@@ -569,7 +569,7 @@ def _version() -> str:
 
 
 def _fingerprint(path: Path) -> Any:
-    from .fingerprint import fingerprint_file
+    from ..files.fingerprint import fingerprint_file
 
     return fingerprint_file(path)
 
@@ -710,7 +710,7 @@ def _is_out_of_memory(exc: BaseException) -> BaseException | None:
 
 def _out_of_memory(stage: str, device: str, options: RunOptions, exc: BaseException) -> SdhubError:
     """Name, in the CLI's own option names, what would make it fit, strongest first and only what is not on yet."""
-    from .errors import OutOfMemoryError
+    from ..errors import OutOfMemoryError
 
     hints = []
     if options.cpu_offload != "sequential":
@@ -727,7 +727,7 @@ def _out_of_memory(stage: str, device: str, options: RunOptions, exc: BaseExcept
 
 
 def _missing_run_extra(exc: ImportError) -> SdhubError:
-    from .errors import RuntimeMissingError
+    from ..errors import RuntimeMissingError
 
     return RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})")
 

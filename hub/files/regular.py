@@ -17,7 +17,7 @@ import os
 import stat
 import threading
 
-from .errors import FileAccessError
+from ..errors import FileAccessError
 
 __all__ = ["apply_umask_mode", "open_regular", "require_regular_file", "umask_file_mode"]
 

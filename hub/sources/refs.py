@@ -14,7 +14,7 @@ from typing import Any
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from .errors import BadReferenceError
+from ..errors import BadReferenceError
 
 ACCEPTED_FORMS = """accepted reference forms:
   civitai:<modelId>[@<versionId>][/<file name or file id>]   e.g. civitai:4201@130072

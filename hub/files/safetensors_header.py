@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Any, NamedTuple
 
-from .errors import (
+from ..errors import (
     EmptyFileError,
     FileAccessError,
     HeaderTooLargeError,
@@ -117,7 +117,7 @@ def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     :class:`hub.errors.FileAccessError` when the file cannot be opened.
     """
     p = os.fspath(path)
-    from .files import open_regular
+    from .regular import open_regular
 
     fd = open_regular(p)  # a FIFO named *.safetensors must not block the open
     try:
@@ -415,7 +415,7 @@ def _offset_problem(names: list[str], begins: list[int], ends: list[int]) -> str
 
 def header_size_of(path: str | os.PathLike[str]) -> int:
     """Only the declared header length (for tools that want to skip the header)."""
-    from .files import open_regular
+    from .regular import open_regular
 
     fd = open_regular(path)
     try:

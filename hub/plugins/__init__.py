@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from ..errors import PluginError
 from .registry import Registry
 
 ENTRY_POINT_GROUP = "sdhub"
@@ -34,9 +34,9 @@ _dist_of: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, versi
 # kind -> (hook name, "module:Class" of the item type). The types live in their own modules, which
 # are imported only when that registry is first asked for.
 REGISTRY_KINDS: dict[str, tuple[str, str]] = {
-    "sources": ("register_sources", "hub.sources:Source"),
-    "samplers": ("register_samplers", "hub.samplers:Sampler"),
-    "pipelines": ("register_pipelines", "hub.pipelines:Pipeline"),
+    "sources": ("register_sources", "hub.sources.protocol:Source"),
+    "samplers": ("register_samplers", "hub.running.samplers:Sampler"),
+    "pipelines": ("register_pipelines", "hub.running.pipelines:Pipeline"),
     "families": ("register_families", "hub.identify:Family"),
 }
 
