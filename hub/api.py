@@ -710,7 +710,7 @@ class Hub:
                     problems.append(f"{name} {ours} does not match {src.source}'s published {published.upper()}")
         return VerifyResult(rec, "mismatch" if problems else "ok", problems, checked)
 
-    # -- sources (hub/install.py does the work) ------------------------------------------------
+    # -- sources (hub/sources/install.py does the work) ------------------------------------------------
     def resolve(self, ref: str, *, download: bool = True, **kwargs: Any) -> Any:
         from .sources.install import resolve
 
