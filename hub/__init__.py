@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Hub", "SdhubError", "hookimpl", "resolve", "pipeline", "check_compatible", "identify", "errors",
     "identify_path", "Identification", "fingerprint_file", "Fingerprints", "TqdmProgress", "InstallResult",
-    "check_size", "all_samplers", "all_pipelines", "get_registry", "fire", "get_plugins", "plugin_problems",
+    "check_size", "serve", "all_samplers", "all_pipelines", "get_registry", "fire", "get_plugins", "plugin_problems",
 ]
 
 # Public names that live in a room of their own, loaded on first use so that ``import hub`` stays light.
@@ -38,6 +38,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TqdmProgress": (".sources.download", "TqdmProgress"),
     "InstallResult": (".sources.install", "InstallResult"),
     "check_size": (".running.runtime", "check_size"),
+    "serve": (".server", "serve"),
     "all_samplers": (".running.samplers", "all_samplers"),
     "all_pipelines": (".running.pipelines", "all_pipelines"),
     "get_registry": (".plugins", "get_registry"),

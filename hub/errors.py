@@ -94,6 +94,10 @@ class HashMismatchError(DownloadError):
     """A downloaded file does not match the hash the source published."""
 
 
+class ServerError(SdhubError):
+    """``sdhub serve`` cannot start: its extra is not installed, the address is taken, the token file is unusable."""
+
+
 class PluginError(SdhubError):
     """A plugin misbehaved: bad registration, duplicate name, exception in a hook."""
 

@@ -17,6 +17,7 @@ from . import (  # noqa: E402,F401
     plugin_cmds,
     resources_cmds,
     runtime_cmds,
+    server_cmds,
     source_cmds,
 )
 
