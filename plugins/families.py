@@ -35,6 +35,8 @@ from hub.identify import (
     prediction_from_metadata,
 )
 
+from .families_unet_lora import placement
+
 # --------------------------------------------------------------------------------------------
 # UNet families (SD1, SD2, SDXL, SDXL refiner)
 # --------------------------------------------------------------------------------------------
@@ -225,8 +227,6 @@ def match_sdxl_refiner(view: HeaderView) -> FamilyMatch | None:
 
 
 # -- UNet LoRAs -------------------------------------------------------------------------------------
-# Self-attention of the second and later transformer blocks: only SDXL-class UNets have them.
-_DEEP_FRAGMENTS = tuple(f"transformer_blocks.{t}.attn1." for t in range(1, 10))
 _TE_PATHS = [f"text_model.encoder.layers.{i}.{m}" for i in range(32)
              for m in ("self_attn.q_proj", "self_attn.k_proj", "mlp.fc1")]
 
@@ -243,11 +243,6 @@ def lora_cross_attention(lv: LoraView) -> LoraModule | None:
     return _memo(lv, "cross", lambda: lv.find("attn2.to_k", "attn2.to_v", "attn2.processor.to_k_lora"))
 
 
-def lora_deep_block(lv: LoraView) -> LoraModule | None:
-    """A self-attention layer of a second-or-later transformer block (UNet LoRAs only)."""
-    return _memo(lv, "deep", lambda: lv.find(*_DEEP_FRAGMENTS) if lv.find("attn1.to_q", "attn1.to_k") else None)
-
-
 def lora_single_te_width(lv: LoraView) -> LoraModule | None:
     """kohya's ``lora_te_`` (no number) is used only for single-text-encoder models (SD1/SD2)."""
     if not lv.prefix_counts.get("lora_te_"):
@@ -255,29 +250,36 @@ def lora_single_te_width(lv: LoraView) -> LoraModule | None:
     return _memo(lv, "te", lambda: lv.first(_TE_PATHS, part="te1"))
 
 
-def _unet_lora(lv: LoraView, family: str, width: int, deep_widths: tuple[int, ...] = ()) -> FamilyMatch | None:
+def _kolors_claimed(lv: LoraView) -> bool:
+    return any(value.startswith("kolors") for _, value in base_model_claims(lv.metadata))
+
+
+def _unet_lora(lv: LoraView, family: str, width: int) -> FamilyMatch | None:
+    place = placement(lv)
     cross = lora_cross_attention(lv)
     if cross is not None:
-        if cross.in_features != width:
+        if cross.in_features != width or (place.unet_layers and family in place.ruled_out):
             return None
         return FamilyMatch(evidence=[Evidence("family", family, f"{cross.key} shape gives in_features "
                                                                 f"{cross.in_features}: cross-attention context "
                                                                 f"width of {family}")],
                            details={"context_dim": width})
-    if deep_widths:
-        deep = lora_deep_block(lv)
-        if deep is not None and deep.in_features in deep_widths:
-            return FamilyMatch(evidence=[Evidence("family", family, f"{deep.key}: a second transformer block "
-                                                                    f"(only {family}-class UNets have them) "
-                                                                    f"with {deep.in_features} channels")])
-        return None
     if lv.parts() == ["te1"]:
         te = lora_single_te_width(lv)
         if te is not None and te.in_features == width:
             return FamilyMatch(evidence=[Evidence("family", family, f"{te.key} in_features {te.in_features}: the "
                                                                     f"single text encoder of {family} "
                                                                     "(kohya lora_te_ naming)")])
-    return None
+        return None
+    # No cross-attention K/V: every adapted UNet layer's location and width (families_unet_lora).
+    if not place.unet_layers or place.fits != [family]:
+        return None
+    if family == "sdxl" and _kolors_claimed(lv):
+        return None  # Kolors keeps SDXL's UNet widths; only its 4096-wide cross-attention K/V differ
+    evidence = [Evidence("family", family, f"all {place.unet_layers} adapted UNet block locations checked fit "
+                                           f"{family}, e.g. {place.seen[0]}")]
+    evidence += [Evidence("family", family, f"not {other}: {why}") for other, why in place.ruled_out.items()]
+    return FamilyMatch(evidence=evidence, details={"placed_by": "unet layer widths"})
 
 
 def match_lora_sd1(lv: LoraView) -> FamilyMatch | None:
@@ -289,25 +291,22 @@ def match_lora_sd2(lv: LoraView) -> FamilyMatch | None:
 
 
 def match_lora_sdxl(lv: LoraView) -> FamilyMatch | None:
-    return _unet_lora(lv, "sdxl", 2048, deep_widths=(640, 1280))
+    return _unet_lora(lv, "sdxl", 2048)
 
 
 def match_lora_sdxl_refiner(lv: LoraView) -> FamilyMatch | None:
-    return _unet_lora(lv, "sdxl_refiner", 1280, deep_widths=(768, 1536))
+    return _unet_lora(lv, "sdxl_refiner", 1280)
 
 
-def _refute_unet_lora(lv: LoraView, family: str, width: int, deep_widths: tuple[int, ...] = ()) -> str | None:
+def _refute_unet_lora(lv: LoraView, family: str, width: int) -> str | None:
     """Why the adapted layers cannot belong to ``family``'s UNet (metadata must not override that)."""
     cross = lora_cross_attention(lv)
     if cross is not None and cross.in_features != width:
         return (f"{cross.key} has in_features {cross.in_features}, not the {width}-wide cross-attention "
                 f"context of {family}")
-    deep = lora_deep_block(lv)
-    if deep is not None and deep.in_features not in deep_widths:
-        if not deep_widths:
-            return f"{deep.key} is in a second transformer block, which {family} UNets do not have"
-        return (f"{deep.key} has {deep.in_features} channels; {family}'s deep transformer blocks have "
-                f"{' or '.join(map(str, deep_widths))}")
+    place = placement(lv)
+    if place.unet_layers and family in place.ruled_out:
+        return place.ruled_out[family]
     return None
 
 
@@ -320,11 +319,35 @@ def refute_lora_sd2(lv: LoraView) -> str | None:
 
 
 def refute_lora_sdxl(lv: LoraView) -> str | None:
-    return _refute_unet_lora(lv, "sdxl", 2048, deep_widths=(640, 1280))
+    return _refute_unet_lora(lv, "sdxl", 2048)
 
 
 def refute_lora_sdxl_refiner(lv: LoraView) -> str | None:
-    return _refute_unet_lora(lv, "sdxl_refiner", 1280, deep_widths=(768, 1536))
+    return _refute_unet_lora(lv, "sdxl_refiner", 1280)
+
+
+def _unet_lora_fits(lv: LoraView, family: str) -> str | None:
+    """Why the adapted layers may be ``family``'s when they do not single it out (for the unknown report)."""
+    place = placement(lv)
+    if family not in place.fits or not (place.unet_layers or place.seen):
+        return None
+    return "; ".join(place.seen[:2]) or "its layers fit"
+
+
+def fits_lora_sd1(lv: LoraView) -> str | None:
+    return _unet_lora_fits(lv, "sd1")
+
+
+def fits_lora_sd2(lv: LoraView) -> str | None:
+    return _unet_lora_fits(lv, "sd2")
+
+
+def fits_lora_sdxl(lv: LoraView) -> str | None:
+    return _unet_lora_fits(lv, "sdxl")
+
+
+def fits_lora_sdxl_refiner(lv: LoraView) -> str | None:
+    return _unet_lora_fits(lv, "sdxl_refiner")
 
 
 # -- UNet diffusers folders --------------------------------------------------------------------------
@@ -488,6 +511,27 @@ def refute_lora_sd3(lv: LoraView) -> str | None:
     return None
 
 
+def _text_encoder_only(lv: LoraView) -> list[tuple[str, str, int | None]] | None:
+    """The text-encoder parts of a LoRA that adapts nothing else (kohya lora_te_ excluded: single encoder)."""
+    parts = lv.parts()
+    if not parts or "unet" in parts or lv.prefix_counts.get("lora_te_"):
+        return None
+    from .families_unet_lora import _text_encoder_widths
+
+    return _text_encoder_widths(lv)
+
+
+def fits_lora_sd3(lv: LoraView) -> str | None:
+    found = _text_encoder_only(lv)
+    if found is None:
+        return None
+    for part, key, width in found:
+        if width is not None and width != {"te1": 768, "te1_of_two": 768, "te2": 1280}.get(part, width):
+            return None
+    return "text encoders only: " + ", ".join(f"{key} width {width}" for _, key, width in found) \
+        + (" and T5" if "t5" in lv.parts() else "") + " (SD3 has CLIP-L, CLIP-G and T5)"
+
+
 def config_sd3(configs: DiffusersConfigs) -> FamilyMatch | None:
     t = configs.get("transformer") or {}
     if t.get("_class_name") != "SD3Transformer2DModel":
@@ -607,6 +651,16 @@ def refute_lora_flux(lv: LoraView) -> str | None:
     if module is not None:
         return _not_flux1(lv)
     return None
+
+
+def fits_lora_flux(lv: LoraView) -> str | None:
+    found = _text_encoder_only(lv)
+    if found is None or any(part == "te2" for part, _, _ in found):
+        return None  # Flux.1 has no CLIP-G (its kohya lora_te2_ is T5, counted as t5)
+    if any(width not in (None, 768) for _, _, width in found):
+        return None
+    return "text encoders only: " + ", ".join(f"{key} width {width}" for _, key, width in found) \
+        + (" and T5" if "t5" in lv.parts() else "") + " (Flux.1 has CLIP-L and T5)"
 
 
 def config_flux(configs: DiffusersConfigs) -> FamilyMatch | None:
@@ -942,31 +996,31 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family("sd1", match_sd1, match_lora_sd1, config_sd1, aliases=("sd15", "sd1.5", "sd_v1"),
            title="Stable Diffusion 1.x", latent_channels=4, text_encoders=("clip_l",), embedding_widths=(768,),
            metadata_ids=(r"sd_v1(_v)?", r"stable-diffusion-v1(-[a-z0-9-]+)?", r"sd1(\.\d)?", r"sd 1\.\d"),
-           refute_lora=refute_lora_sd1),
+           refute_lora=refute_lora_sd1, lora_fits=fits_lora_sd1),
     Family("sd2", match_sd2, match_lora_sd2, config_sd2, aliases=("sd21", "sd2.1", "sd_v2"),
            title="Stable Diffusion 2.x", latent_channels=4, text_encoders=("clip_h",), embedding_widths=(1024,),
            metadata_ids=(r"sd_v2(_768)?(_v)?", r"stable-diffusion-v2(-[a-z0-9-]+)?", r"sd2(\.\d)?", r"sd 2\.\d"),
-           refute_lora=refute_lora_sd2),
+           refute_lora=refute_lora_sd2, lora_fits=fits_lora_sd2),
     Family("sdxl", match_sdxl, match_lora_sdxl, config_sdxl, aliases=("sdxl_base", "xl"),
            title="Stable Diffusion XL", latent_channels=4, text_encoders=("clip_l", "clip_g"),
            embedding_widths=(768, 1280),
            metadata_ids=(r"sdxl_base_v\d.*", r"sdxl(_v\d.*)?", r"stable-diffusion-xl-(v1-base|v1-edit|turbo-v1)",
                          r"sdxl 1\.0", r"pony", r"illustrious"),
-           refute_lora=refute_lora_sdxl),
+           refute_lora=refute_lora_sdxl, lora_fits=fits_lora_sdxl),
     Family("sdxl_refiner", match_sdxl_refiner, match_lora_sdxl_refiner, config_sdxl_refiner,
            aliases=("refiner",), title="Stable Diffusion XL refiner", latent_channels=4, text_encoders=("clip_g",),
            embedding_widths=(1280,), metadata_ids=(r"stable-diffusion-xl-v1-refiner", r"sdxl_refiner.*"),
-           refute_lora=refute_lora_sdxl_refiner),
+           refute_lora=refute_lora_sdxl_refiner, lora_fits=fits_lora_sdxl_refiner),
     Family("sd3", match_sd3, match_lora_sd3, config_sd3, aliases=("sd3.5", "sd35"),
            title="Stable Diffusion 3 / 3.5", latent_channels=16, text_encoders=("clip_l", "clip_g", "t5"),
            metadata_ids=(r"sd3.*", r"stable-diffusion-3.*", r"stable-diffusion-v3.*", r"3-medium", r"medium",
                          r"5-large", r"5-large-turbo", r"5-medium"),
-           refute_lora=refute_lora_sd3),
+           refute_lora=refute_lora_sd3, lora_fits=fits_lora_sd3),
     Family("flux", match_flux, match_lora_flux, config_flux, aliases=("flux1", "flux.1"),
            title="FLUX.1", latent_channels=16, text_encoders=("clip_l", "t5"),
            metadata_ids=(r"flux1?", r"flux-1(-(dev|schnell|fill-dev|depth-dev|canny-dev))?",
                          r"flux\.1(-(dev|schnell|fill-dev))?", r"flux\.1 [ds]"),
-           refute_lora=refute_lora_flux),
+           refute_lora=refute_lora_flux, lora_fits=fits_lora_flux),
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..files.safetensors_header import DTYPE_BITS
 from .family import Family, FamilyMatch
 from .lora import analyse as analyse_lora
+from .lora import describe as describe_lora
 from .lora import looks_like_lora
 from .model import UNKNOWN, Evidence, Identification
 from .view import HeaderView
@@ -507,19 +508,30 @@ def _identify_lora(view: HeaderView, fams: Sequence[Family], ident: Identificati
             _apply_match(ident, fam, found)
             break
     claimed = _metadata_check(ident, fams, view.metadata)
+    fits: list[tuple[str, str]] = []
+    if ident.family == UNKNOWN:
+        fits = [(f.name, why) for f in fams if f.lora_fits is not None and (why := f.lora_fits(lv))]
     if ident.family == UNKNOWN and claimed is not None:
         why = claimed.claimed_by(view.metadata)
         refuted = claimed.refute_lora(lv) if claimed.refute_lora is not None else None
+        if not refuted and fits and claimed.lora_fits is not None and claimed.name not in dict(fits):
+            refuted = f"the adapted layers fit only {', '.join(name for name, _ in fits)}"
         if refuted:
             ident.warnings.append(f"metadata says {claimed.name} ({why}) but {refuted}; not trusting the metadata")
             ident.evidence.append(Evidence("conflict", claimed.name, f"{why} disagrees with the layers: {refuted}"))
         else:
             ident.family = claimed.name
+            note = f"; the layers fit {', '.join(n for n, _ in fits)}" if len(fits) > 1 else ""
             ident.evidence.append(Evidence("family", claimed.name, f"{why} (metadata only: the adapted layers "
-                                                                   "do not tell)"))
+                                                                   f"do not tell{note})"))
     if ident.family == UNKNOWN:
-        ident.evidence.append(Evidence("family", UNKNOWN, "no family's layer names and widths match the "
-                                                          "adapted layers"))
+        ident.candidates = [name for name, _ in fits]
+        if fits:
+            ident.evidence.append(Evidence("family", UNKNOWN, "the adapted layers fit " + ", ".join(ident.candidates)
+                                           + f" and do not tell which: {fits[0][1]}"))
+        else:
+            ident.evidence.append(Evidence("family", UNKNOWN, "no family's layer names and widths match the "
+                                                              "adapted layers; seen: " + describe_lora(lv)))
     info.target = ident.family
 
 

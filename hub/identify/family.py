@@ -7,7 +7,9 @@ A :class:`Family` is data plus up to three matchers, one per kind of input:
 - ``match_config(configs)``: a diffusers folder's ``model_index.json`` and component configs.
 
 and optionally ``refute_lora(lora_view)``: why a LoRA's measured layers rule this family out (a
-cross-attention width no variant of it has), or None. A LoRA no matcher places takes its family
+cross-attention width no variant of it has), or None; and ``lora_fits(lora_view)``: why the layers
+could be this family's when no matcher singles one out (a CLIP-G-only LoRA fits SDXL and SD3), which
+makes the family one of an unknown LoRA's ``candidates``. A LoRA no matcher places takes its family
 from metadata only when the named family's ``refute_lora`` has nothing against it: a Kolors LoRA
 trained with an SDXL script says ``sdxl_base_v1-0`` but its 4096-wide cross-attention does not fit.
 
@@ -79,6 +81,7 @@ class Family:
     metadata_ids: tuple[str, ...] = ()
     refute_lora: LoraRefuteFn | None = None
     runnable: bool = True
+    lora_fits: LoraRefuteFn | None = None
 
     def claimed_by(self, metadata: dict[str, str]) -> str | None:
         """The metadata entry that names this family (``key=value``), or None."""

@@ -85,6 +85,9 @@ class LoraModule:
     in_features: int | None
     out_features: int | None
     rank: int | None
+    #: True when the stored factor is a conv kernel (LoRA ``lora_down`` [r, in, k, k]), False for a
+    #: linear layer's 2-D factor, None when the algorithm's factors do not tell (LoHa/LoKr reshape).
+    conv: bool | None = None
 
     def describe(self, which: str = "in") -> str:
         return f"{self.key} ({self.algo}) {which}_features={self.in_features if which == 'in' else self.out_features}"
@@ -244,15 +247,19 @@ class LoraView:
         if down is not None:
             up = shape(raw, name + ".lora_up.weight")
             return LoraModule(name + ".lora_down.weight", "lora", down[1] if len(down) > 1 else None,
-                              up[0] if up else None, down[0])
+                              up[0] if up else None, down[0], len(down) == 4)
         a = shape(raw, name + ".lora_A.weight") or shape(raw, name + ".lora_A.default.weight")
         if a is not None:
             b = shape(raw, name + ".lora_B.weight") or shape(raw, name + ".lora_B.default.weight")
             key = name + (".lora_A.weight" if name + ".lora_A.weight" in raw else ".lora_A.default.weight")
-            return LoraModule(key, "peft", a[1] if len(a) > 1 else None, b[0] if b else None, a[0])
+            return LoraModule(key, "peft", a[1] if len(a) > 1 else None, b[0] if b else None, a[0], len(a) == 4)
         w1b = shape(raw, name + ".hada_w1_b")
         if w1b is not None:
             w1a = shape(raw, name + ".hada_w1_a")
+            if name + ".hada_t1" in raw:  # Tucker: w1_a [r, out], w1_b [r, in], core t1 [r, r, k, k]
+                return LoraModule(name + ".hada_w1_b", "loha", w1b[1] if len(w1b) > 1 else None,
+                                  w1a[1] if w1a and len(w1a) > 1 else None, w1b[0], True)
+            # w1_a [out, r], w1_b [r, in x k x k] (a conv's kernel is folded into in: not a width then)
             return LoraModule(name + ".hada_w1_b", "loha", w1b[1] if len(w1b) > 1 else None,
                               w1a[0] if w1a else None, w1b[0])
         lokr = self._lokr(name)
@@ -264,7 +271,7 @@ class LoraView:
             return LoraModule(name + ".down.weight", "lora", xdown[1], xup[0] if xup else None, xdown[0])
         diff = shape(raw, name + ".diff")
         if diff is not None and len(diff) >= 2:
-            return LoraModule(name + ".diff", "full", diff[1], diff[0], None)
+            return LoraModule(name + ".diff", "full", diff[1], diff[0], None, len(diff) == 4)
         return None
 
     def _lokr(self, name: str) -> LoraModule | None:
@@ -277,16 +284,21 @@ class LoraView:
             w1 = (w1a[0], w1b[1])
         w2 = _shape(raw, name + ".lokr_w2")
         rank = None
+        conv = None
         if w2 is None:
             w2a, w2b = _shape(raw, name + ".lokr_w2_a"), _shape(raw, name + ".lokr_w2_b")
-            if w2a is None or w2b is None:
+            if w2a is None or w2b is None or len(w2a) < 2 or len(w2b) < 2:
                 return None
-            w2 = (w2a[0], w2b[1])
-            rank = w2a[1]
+            if name + ".lokr_t2" in raw:  # Tucker: w2_a [r, out], w2_b [r, in], core t2 [r, r, k, k]
+                w2, rank, conv = (w2a[1], w2b[1]), w2a[0], True
+            else:  # w2_a [out, r] @ w2_b [r, in (x k x k for a conv)]
+                w2, rank = (w2a[0], w2b[1]), w2a[1]
+        elif len(w2) == 4:
+            conv = True
         if len(w1) < 2 or len(w2) < 2:
             return None
         # W = kron(w1, w2): out = w1.out * w2.out, in = w1.in * w2.in
-        return LoraModule(name + ".lokr_w1", "lokr", w1[1] * w2[1], w1[0] * w2[0], rank)
+        return LoraModule(name + ".lokr_w1", "lokr", w1[1] * w2[1], w1[0] * w2[0], rank, conv)
 
     # -- whole-file facts ------------------------------------------------------------------------
     def algorithms(self) -> Counter[str]:
@@ -356,6 +368,8 @@ def lora_format(lv: LoraView, algos: Counter[str], metadata: dict[str, str]) -> 
             return "kohya", "lora_unet_/lora_te*_ names with lora_down/lora_up keys (kohya sd-scripts)"
         if lv.prefix_counts.get("diffusion_model."):
             return "comfyui", "diffusion_model.* names with lora_down/lora_up keys (ComfyUI)"
+        if lv.view.has_prefix("unet.input_blocks.") or lv.view.has_prefix("unet.output_blocks."):
+            return "onetrainer", "unet.<SGM block names> with lora_down/lora_up keys (OneTrainer's own format)"
         return "diffusers", "dotted module names with lora_down/lora_up keys"
     if top is not None:
         return f"lycoris_{top}", f"{top} keys (LyCORIS)"
@@ -392,3 +406,27 @@ def analyse(view: HeaderView) -> tuple[LoraInfo, LoraView, list[Any]]:
                     alpha=network_alpha(view.metadata), network_module=view.metadata.get("ss_network_module"),
                     dora="dora" in algos)
     return info, lv, evidence
+
+
+def describe(lv: LoraView, per_part: int = 2) -> str:
+    """What an unplaced LoRA adapts, for the "unknown" answer: per part, its prefix, module count and
+    the first modules with their in/out features (so a person can see why nothing matched)."""
+    out = []
+    names = lv.view.sorted_names
+    for part in ("unet", "te1", "te2", "t5"):
+        for prefix, _style in lv.schemes.get(part, ()):
+            keys = lv.view.keys(prefix) if prefix else names
+            shown: list[str] = []
+            bases: set[str] = set()
+            for name in keys[:256]:
+                base = _module_name(name)
+                module = lv.module(base) if base is not None and base not in bases else None
+                if module is not None and base is not None:
+                    bases.add(base)
+                    shown.append(f"{module.key} ({module.in_features}->{module.out_features})")
+                    if len(shown) >= per_part:
+                        break
+            count = lv.view.count(prefix) if prefix else lv.bare
+            label = prefix or "bare names"
+            out.append(f"{label}: {count} keys" + (", e.g. " + ", ".join(shown) if shown else ""))
+    return "; ".join(out) or "no adapted modules"
