@@ -14,6 +14,7 @@ diffusers' default SDPA processor.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -66,6 +67,10 @@ CONFIG_REPOS.update({
     "stabilityai/stable-diffusion-3.5-medium": _config_files(_SD3_COMPONENTS),
     "stabilityai/stable-diffusion-3.5-large": _config_files(_SD3_COMPONENTS),
     "stabilityai/stable-diffusion-3.5-large-turbo": _config_files(_SD3_COMPONENTS),
+    # 9-channel inpainting UNets (latents + mask + masked-image latents)
+    "stable-diffusion-v1-5/stable-diffusion-inpainting": _config_files(_SD_COMPONENTS),
+    "stabilityai/stable-diffusion-2-inpainting": _config_files(_SD_COMPONENTS),
+    "diffusers/stable-diffusion-xl-1.0-inpainting-0.1": _config_files(_SDXL_COMPONENTS),
 })
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -75,6 +80,8 @@ def config_repo_for(family: str, variant: str | None, details: dict[str, Any] | 
     """The Hugging Face repository whose configs describe ``family``/``variant`` (``details`` from identification)."""
     v = (variant or "").lower()
     details = details or {}
+    if v == "inpaint" and family in INPAINT_CONFIG_REPOS:
+        return INPAINT_CONFIG_REPOS[family]
     if family == "sd1":
         return "stable-diffusion-v1-5/stable-diffusion-v1-5"
     if family == "sd2":
@@ -94,8 +101,20 @@ def config_repo_for(family: str, variant: str | None, details: dict[str, Any] | 
     raise PipelineError(f"no known diffusers config for a {family} model")
 
 
-#: Variants that need another pipeline than txt2img (an image or mask input); refused clearly.
-NOT_TXT2IMG = {"inpaint", "instruct-pix2pix", "depth", "unclip"}
+INPAINT_CONFIG_REPOS = {
+    "sd1": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+    "sd2": "stabilityai/stable-diffusion-2-inpainting",
+    "sdxl": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+}
+#: The diffusers class an inpainting checkpoint of each txt2img class runs as.
+INPAINT_CLASSES = {
+    "StableDiffusionPipeline": "StableDiffusionInpaintPipeline",
+    "StableDiffusionXLPipeline": "StableDiffusionXLInpaintPipeline",
+}
+
+#: Variants that need an input the built-in pipelines do not take (a depth map, an instruction image, an
+#: image embedding); refused clearly. Inpainting checkpoints run (see DiffusersPipeline.load).
+NOT_TXT2IMG = {"instruct-pix2pix", "depth", "unclip"}
 
 
 def _details(model: ModelToRun) -> dict[str, Any]:
@@ -310,10 +329,10 @@ def _folder_nulls(index: dict[str, Any]) -> dict[str, None]:
 #: Pipeline classes a diffusers folder's model_index.json may name, and what they hold.
 FOLDER_CLASSES = {
     "StableDiffusionPipeline": "SD 1.x/2.x: --family sd1 or sd2",
-    "StableDiffusionInpaintPipeline": "SD 1.x/2.x inpainting, not text-to-image",
+    "StableDiffusionInpaintPipeline": "SD 1.x/2.x inpainting: --family sd1 or sd2",
     "StableDiffusionXLPipeline": "SDXL base: --family sdxl",
     "StableDiffusionXLImg2ImgPipeline": "an SDXL refiner: give it to --refiner",
-    "StableDiffusionXLInpaintPipeline": "SDXL inpainting, not text-to-image",
+    "StableDiffusionXLInpaintPipeline": "SDXL inpainting: --family sdxl",
     "StableDiffusion3Pipeline": "SD3/3.5: --family sd3",
     "FluxPipeline": "Flux, which the built-in pipelines do not run",
 }
@@ -328,6 +347,25 @@ def _check_folder_class(folder: Path, index: dict[str, Any], family: str, pipeli
             f"{folder} is a {folder_class} folder, says its model_index.json ({FOLDER_CLASSES[folder_class]}); "
             f"it cannot run as {family}, which needs a {pipeline_class} folder"
         )
+
+
+def is_inpaint_model(model: ModelToRun) -> bool:
+    """A 9-channel UNet (latents + mask + masked image): identification's ``inpaint`` variant, or the file's own
+    conv_in / the folder's unet config when identification could not tell (tiny or unusual files)."""
+    if (model.variant or "").lower() == "inpaint":
+        return True
+    try:
+        if model.is_diffusers_folder:
+            config = json.loads((model.path / "unet" / "config.json").read_text(encoding="utf-8"))
+            return isinstance(config, dict) and config.get("in_channels") == 9
+        if model.path.suffix.lower() == ".safetensors":
+            from hub.files.safetensors_header import read_header
+
+            shape = read_header(model.path).shape("model.diffusion_model.input_blocks.0.0.weight")
+            return shape is not None and len(shape) == 4 and shape[1] == 9
+    except (OSError, ValueError, SdhubError):
+        return False
+    return False
 
 
 def _has_weights(folder: Path) -> bool:
@@ -348,16 +386,22 @@ class DiffusersPipeline(Pipeline):
     def load(self, model: ModelToRun, loras: list[LoraToApply], device: str, dtype: str, options: RunOptions) -> Runner:
         if (model.variant or "").lower() in NOT_TXT2IMG:
             raise PipelineError(
-                f"{model.path} is a {model.family} {model.variant} model; the built-in pipelines run text-to-image "
-                f"models only (an {model.variant} model needs an image input)"
+                f"{model.path} is a {model.family} {model.variant} model; the built-in pipelines run text-to-image, "
+                f"img2img and inpainting models only (an {model.variant} model needs another kind of input)"
             )
+        inpaint_model = is_inpaint_model(model)
+        if inpaint_model:
+            if self.pipeline_class not in INPAINT_CLASSES:
+                raise PipelineError(f"{model.path} is a {model.family} inpainting model, which sdhub cannot run")
+            model = dataclasses.replace(model, variant="inpaint")
+        pipeline_class = INPAINT_CLASSES[self.pipeline_class] if inpaint_model else self.pipeline_class
         diffusers = _diffusers()
         torch_dtype = _torch_dtype(dtype)
         with _quiet_loading():
             # Importing the pipeline class pulls in transformers' image processors, which warn that
             # torchvision is missing; sdhub does not need it, so that notice stays quiet too.
-            cls = getattr(diffusers, self.pipeline_class)
-            pipe = self._load_pipe(cls, model, torch_dtype, options)
+            cls = getattr(diffusers, pipeline_class)
+            pipe = self._load_pipe(cls, model, torch_dtype, options, pipeline_class)
         _eval_all(pipe)
         _match_prediction(pipe, _prediction(model))
         pipe.set_progress_bar_config(disable=True)
@@ -371,6 +415,8 @@ class DiffusersPipeline(Pipeline):
                 merged.append(merge_lora(pipe, lora.path, lora.weight, lora.name or lora.path.stem))
         refiner = None
         if options.refiner is not None:
+            if inpaint_model:
+                raise PipelineError("a refiner hand-off is not supported with an inpainting model; drop --refiner")
             with _quiet_loading():
                 refiner = self._load_refiner(pipe, options.refiner, torch_dtype, device, options)
         _apply_memory_options(pipe, device, options)
@@ -378,14 +424,15 @@ class DiffusersPipeline(Pipeline):
             _apply_memory_options(refiner, device, options)
         if options.compile:
             _compile(pipe, self.denoiser)
-        return DiffusersRunner(pipe, model.family, self.defaults_for(model.family), refiner, options.refiner_switch, merged)
+        return DiffusersRunner(pipe, model.family, self.defaults_for(model.family), refiner, options.refiner_switch, merged,
+                               inpaint_model=inpaint_model)
 
-    def _load_pipe(self, cls: Any, model: ModelToRun, torch_dtype: Any, options: RunOptions) -> Any:
+    def _load_pipe(self, cls: Any, model: ModelToRun, torch_dtype: Any, options: RunOptions, pipeline_class: str) -> Any:
         extra: dict[str, Any] = {}
         try:
             if model.is_diffusers_folder:
                 index = _model_index(model.path)
-                _check_folder_class(model.path, index, model.family, self.pipeline_class)
+                _check_folder_class(model.path, index, model.family, pipeline_class)
                 extra.update(_folder_nulls(index))
                 if "requires_safety_checker" in cls.__init__.__code__.co_varnames:
                     extra["requires_safety_checker"] = False
@@ -401,7 +448,7 @@ class DiffusersPipeline(Pipeline):
         except SdhubError:
             raise
         except Exception as exc:  # diffusers/transformers raise many types (SingleFileComponentError...)
-            raise PipelineError(f"{model.path}: cannot load as a {model.family} {self.pipeline_class}: {_brief(exc)}") from exc
+            raise PipelineError(f"{model.path}: cannot load as a {model.family} {pipeline_class}: {_brief(exc)}") from exc
 
     def _sd3_text_encoders(self, path: Path, config: Path, torch_dtype: Any) -> dict[str, Any]:
         """SD3 files often leave out T5 (and sometimes the CLIPs): take them from the config folder or skip T5."""
@@ -523,9 +570,10 @@ class DiffusersRunner(Runner):
     """A loaded diffusers pipeline: builds the requested sampler from the model's own scheduler config."""
 
     def __init__(self, pipe: Any, family: str, defaults: Defaults, refiner: Any = None,
-                 refiner_switch: float = 0.8, loras: list[Any] | None = None) -> None:
+                 refiner_switch: float = 0.8, loras: list[Any] | None = None, inpaint_model: bool = False) -> None:
         self.pipe = pipe
         self.family = family
+        self.inpaint_model = inpaint_model  # ``pipe`` is an inpainting pipeline: every request goes through a mask
         self.defaults = defaults
         self.refiner = refiner
         self.refiner_switch = refiner_switch
@@ -579,6 +627,8 @@ class DiffusersRunner(Runner):
             callback_on_step_end=on_step,
         )
         try:
+            if self.inpaint_model:
+                return self._with_inpaint_model(request, common)
             if request.init_image is not None:
                 return self._from_image(request, common)
             if self.refiner is None:
@@ -613,6 +663,22 @@ class DiffusersRunner(Runner):
         if inpaint:
             extra.update(mask_image=request.mask, width=request.width, height=request.height)
         return list(pipe(output_type="pil", **common, **extra).images)
+
+    def _with_inpaint_model(self, request: GenerateRequest, common: dict[str, Any]) -> list[Any]:
+        """An inpainting checkpoint: its UNet always reads a mask and the masked image.
+
+        As in A1111, text-to-image paints everything (a white mask over a black image, strength 1) and img2img
+        without a mask repaints the whole image (a white mask, the request's strength).
+        """
+        from PIL import Image
+
+        size = (request.width, request.height)
+        image = request.init_image if request.init_image is not None else Image.new("RGB", size, (0, 0, 0))
+        mask = request.mask if request.mask is not None else Image.new("L", size, 255)
+        strength = request.strength if request.init_image is not None else 1.0
+        result = self.pipe(image=image, mask_image=mask, strength=strength, width=request.width,
+                           height=request.height, output_type="pil", **common)
+        return list(result.images)
 
     def close(self) -> None:
         self.pipe = None

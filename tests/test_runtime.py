@@ -544,13 +544,28 @@ def test_without_torch_the_run_extra_is_named_before_anything_resolves(monkeypat
         hub.pipeline("civitai:1", family="sd1")  # refused before the reference is looked up
 
 
-def test_cpu_offload_without_accelerate_names_the_package() -> None:
-    import importlib.util
+HIDE_ACCELERATE = """
+import sys
+sys.modules["accelerate"] = None  # what an environment without it looks like: find_spec is None, import fails
+import hub
+try:
+    hub.pipeline(sys.argv[1], family="sd1", cpu_offload=True)
+except hub.SdhubError as exc:
+    print("ERROR", exc)
+else:
+    print("LOADED")
+"""
 
-    if importlib.util.find_spec("accelerate") is not None:
-        pytest.skip("accelerate is installed here")
-    with pytest.raises(hub.SdhubError, match="pip install accelerate"):
-        hub.pipeline(tiny_model("sd1").diffusers_dir, family="sd1", cpu_offload=True)
+
+def test_cpu_offload_without_accelerate_names_the_package() -> None:
+    """accelerate is in the run extra, so it is hidden from a fresh interpreter rather than uninstalled."""
+    import subprocess
+    import sys
+
+    folder = tiny_model("sd1").diffusers_dir
+    done = subprocess.run([sys.executable, "-c", HIDE_ACCELERATE, str(folder)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ERROR CPU offload needs the accelerate package: pip install accelerate" in done.stdout, done.stdout
 
 
 def test_catalogue_reference_resolves_through_hub_resolve(tmp_path: Path) -> None:
@@ -625,14 +640,79 @@ def test_v_prediction_finetune_gets_a_v_prediction_scheduler() -> None:
     assert sampler.build(runner.base_scheduler_config, "sd1").config.prediction_type == "v_prediction"
 
 
-def test_inpainting_models_are_refused_clearly() -> None:
+def test_depth_and_pix2pix_models_are_refused_clearly() -> None:
     from hub.running.pipelines import ModelToRun, RunOptions
     from hub_plugins.pipelines import SD1
 
     m = tiny_model("sd1")
-    model = ModelToRun(path=m.single_file, family="sd1", variant="inpaint", identification=_identified("sd1", variant="inpaint"))
-    with pytest.raises(PipelineError, match="sd1 inpaint model.*text-to-image"):
+    model = ModelToRun(path=m.single_file, family="sd1", variant="depth", identification=_identified("sd1", variant="depth"))
+    with pytest.raises(PipelineError, match="sd1 depth model.*needs another kind of input"):
         SD1.load(model, [], "cpu", "fp32", RunOptions(config_dir=m.config_dir))
+
+
+def _mask(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    mask = np.zeros((SIZE["height"], SIZE["width"]), dtype=np.uint8)
+    mask[:, SIZE["width"] // 2:] = 255  # repaint the right half only
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def _bare_inpaint(family: str, **kwargs: Any) -> np.ndarray:
+    import diffusers
+
+    bare = clone_pipeline(family)
+    bare.scheduler = diffusers.EulerDiscreteScheduler.from_config(bare.scheduler.config)
+    bare.set_progress_bar_config(disable=True)
+    out = bare("a red fox", num_inference_steps=3, guidance_scale=5.0, generator=torch.Generator().manual_seed(4),
+               **SIZE, **kwargs)
+    return np.asarray(out.images[0]).astype(np.int16)
+
+
+@pytest.mark.parametrize("form", ["single_file", "diffusers_dir"])
+def test_an_inpainting_checkpoint_draws_from_text_with_an_all_white_mask(form: str) -> None:
+    """No init image: as A1111 does, the 9-channel UNet is told to paint everything (white mask, black image)."""
+    from PIL import Image
+
+    m = tiny_model("sd1_inpaint")
+    runtime = hub.pipeline(getattr(m, form), family="sd1", config_dir=m.config_dir, sampler="euler")
+    assert runtime.runner.inpaint_model and type(runtime.runner.pipe).__name__ == "StableDiffusionInpaintPipeline"
+    got = runtime.generate("a red fox", steps=3, seed=4, cfg=5.0, **SIZE)
+    want = _bare_inpaint("sd1_inpaint", image=Image.new("RGB", (64, 64)), mask_image=Image.new("L", (64, 64), 255),
+                         strength=1.0)
+    assert np.array_equal(pixels(got), want)
+    assert "Denoising strength" not in got.infotext
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_an_inpainting_checkpoint_repaints_under_the_mask_as_bare_diffusers(family: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    m = tiny_model(f"{family}_inpaint")
+    init, mask = _init_image(tmp_path), _mask(tmp_path)
+    runtime = hub.pipeline(m.single_file, family=family, config_dir=m.config_dir, sampler="euler")
+    got = runtime.generate("a red fox", steps=3, seed=4, cfg=5.0, init_image=init, mask=mask, strength=0.8)
+    want = _bare_inpaint(f"{family}_inpaint", image=Image.open(init).convert("RGB"), mask_image=Image.open(mask).convert("L"),
+                         strength=0.8)
+    assert np.array_equal(pixels(got), want)
+    assert "Denoising strength: 0.8" in got.infotext and "Mask blur: 0" in got.infotext
+    again = runtime.generate("a red fox", steps=3, seed=4, cfg=5.0, init_image=init, mask=mask, strength=0.8)
+    other = runtime.generate("a red fox", steps=3, seed=5, cfg=5.0, init_image=init, mask=mask, strength=0.8)
+    assert np.array_equal(pixels(again), pixels(got)) and not np.array_equal(pixels(other), pixels(got))
+
+
+def test_an_inpainting_checkpoint_without_a_mask_repaints_the_whole_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    m = tiny_model("sd1_inpaint")
+    init = _init_image(tmp_path)
+    runtime = hub.pipeline(m.single_file, family="sd1", config_dir=m.config_dir, sampler="euler")
+    got = runtime.generate("a red fox", steps=3, seed=4, cfg=5.0, init_image=init, strength=0.6)
+    want = _bare_inpaint("sd1_inpaint", image=Image.open(init).convert("RGB"), mask_image=Image.new("L", (64, 64), 255),
+                         strength=0.6)
+    assert np.array_equal(pixels(got), want) and got.parameters["mode"] == "img2img"
 
 
 # -- memory options --------------------------------------------------------------------------------------------------

@@ -209,7 +209,34 @@ def build_sdxl_refiner() -> Any:
     return _eval_all(pipe)
 
 
-BUILDERS = {"sd1": build_sd15, "sdxl": build_sdxl, "sd3": build_sd3, "sdxl_refiner": build_sdxl_refiner}
+def _inpaint(base: Any, cls_name: str) -> Any:
+    """``base``'s pipeline with a 9-channel UNet (latents + mask + masked-image latents), as inpaint checkpoints have."""
+    import torch
+    import diffusers
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(2)
+    config = dict(base.unet.config)
+    config["in_channels"] = 9
+    unet = UNet2DConditionModel.from_config(config)
+    components = {**base.components, "unet": unet}
+    if cls_name == "StableDiffusionInpaintPipeline":
+        components.update(requires_safety_checker=False)
+    return _eval_all(getattr(diffusers, cls_name)(**components))
+
+
+def build_sd15_inpaint() -> Any:
+    return _inpaint(build_sd15(), "StableDiffusionInpaintPipeline")
+
+
+def build_sdxl_inpaint() -> Any:
+    return _inpaint(build_sdxl(), "StableDiffusionXLInpaintPipeline")
+
+
+BUILDERS = {"sd1": build_sd15, "sdxl": build_sdxl, "sd3": build_sd3, "sdxl_refiner": build_sdxl_refiner,
+            "sd1_inpaint": build_sd15_inpaint, "sdxl_inpaint": build_sdxl_inpaint}
+#: The layout family of a test model whose name says more (an inpaint SD1 is laid out as SD1).
+LAYOUT = {"sd1_inpaint": "sd1", "sdxl_inpaint": "sdxl"}
 
 
 # -- diffusers -> original layout ------------------------------------------------------------------------
@@ -477,7 +504,7 @@ def tiny_model(family: str) -> TinyModel:
     config_dir = root / "config"
     shutil.copytree(diffusers_dir, config_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     single = root / f"tiny_{family}.safetensors"
-    save_file(original_state_dict(pipe, family), str(single), metadata={"format": "pt"})
+    save_file(original_state_dict(pipe, LAYOUT.get(family, family)), str(single), metadata={"format": "pt"})
     return TinyModel(family, diffusers_dir, single, config_dir)
 
 
