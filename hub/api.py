@@ -257,7 +257,9 @@ class Hub:
                 parts = Path(entry.path).relative_to(root).parts
             except ValueError:
                 continue
-            if len(parts) < 4 or not parts[0].startswith("models--") or parts[1] != "snapshots":
+            # A diffusers repository is one record: its snapshot folder itself (parts end at the commit).
+            whole_repo = len(parts) == 3 and Path(entry.path).is_dir()
+            if (len(parts) < 4 and not whole_repo) or not parts[0].startswith("models--") or parts[1] != "snapshots":
                 continue
             repo = parts[0][len("models--"):].replace("--", "/")
             rev, rel = parts[2], "/".join(parts[3:])
@@ -266,8 +268,8 @@ class Hub:
                     continue
                 row = self.catalogue.row(s, entry.record_id)
                 self.catalogue.link_source(s, row, SourceInfo(
-                    source="hf", model_id=repo, version_id=rev, file_id=rel, model_name=repo,
-                    original_filename=Path(rel).name, creator=repo.split("/")[0],
+                    source="hf", model_id=repo, version_id=rev, file_id=rel or None, model_name=repo,
+                    original_filename=Path(rel).name if rel else repo.rsplit("/", 1)[-1], creator=repo.split("/")[0],
                     extra={"revision": rev, "path": rel, "hf_cache": str(root)}))
                 self.catalogue.reindex(s, row)
         return report
