@@ -472,14 +472,20 @@ def _sd3_lora_layer(lv: LoraView) -> tuple[LoraModule, str] | None:
     """An adapted MMDiT joint-block layer whose in-features are the hidden size, and its block prefix."""
     if _flux_block_names(lv):
         return None
-    module = lv.find("x_block.attn.qkv", "context_block.attn.qkv", "x_block.mlp.fc1", "context_block.mlp.fc1")
+    module = lv.find("x_block.attn.qkv", "context_block.attn.qkv", "x_block.mlp.fc1", "context_block.mlp.fc1",
+                     "x_block.attn2.qkv", "x_block.attn.proj", "context_block.attn.proj", "x_block.attn2.proj")
     if module is not None:
         return module, "joint_blocks."
     if lv.has_path_prefix("transformer_blocks."):  # diffusers/PEFT names (no single blocks)
-        module = lv.find(".attn.to_q", ".attn.add_q_proj", ".attn.to_k", ".attn.add_k_proj")
+        module = lv.find(".attn.to_q", ".attn.add_q_proj", ".attn.to_k", ".attn.add_k_proj", ".attn2.to_q",
+                         ".attn2.to_k", ".attn2.to_v", ".attn2.to_out.0")
         if module is not None:
             return module, "transformer_blocks."
     return None
+
+
+def _only_attn2(module: LoraModule) -> bool:
+    return ".attn2." in module.key or "_attn2_" in module.key
 
 
 def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
@@ -490,14 +496,20 @@ def match_lora_sd3(lv: LoraView) -> FamilyMatch | None:
     hidden = module.in_features
     if hidden not in SD3_HIDDEN:
         return None
+    if _only_attn2(module) and hidden != 1536:
+        return None  # the second attention (MMDiT-X) exists only in SD3.5 Medium's 1536-wide blocks
     variant = "medium" if hidden == 1536 else "large"
     depth = lv.block_count(blocks)
-    evidence = [Evidence("family", "sd3", f"{module.key}: MMDiT joint-block layer with in_features {hidden}"),
+    how = f" ({module.how})" if module.how else ""
+    evidence = [Evidence("family", "sd3", f"{module.key}{how}: MMDiT joint-block layer with in_features {hidden}"),
                 Evidence("variant", variant, f"hidden {hidden} = 64 x {hidden // 64} blocks (SD3 {variant}); "
                                              f"highest adapted block index {depth - 1}")]
     details: dict[str, Any] = {"hidden_size": hidden, "requires_variant": variant}
-    if lv.find("x_block.attn2.", ".attn2.to_q"):
+    attn2 = lv.find("x_block.attn2.", ".attn2.to_q", ".attn2.to_k", ".attn2.to_v", ".attn2.to_out")
+    if attn2 is not None:
         details["generation"] = "3.5"
+        evidence.append(Evidence("generation", "3.5", f"{attn2.key}: a second attention in the joint blocks "
+                                                      "(MMDiT-X), which only SD3.5 Medium has"))
     return FamilyMatch(variant=variant, evidence=evidence, details=details)
 
 
@@ -638,7 +650,8 @@ def match_lora_flux(lv: LoraView) -> FamilyMatch | None:
     if not flux_names and not (lv.has_path_prefix("transformer_blocks.0.attn.add_q_proj")
                                or lv.has_path_prefix("transformer_blocks.0.attn.add_k_proj")):
         return None
-    return FamilyMatch(evidence=[Evidence("family", "flux", f"{module.key}: in_features {module.in_features} "
+    how = f" ({module.how})" if module.how else ""
+    return FamilyMatch(evidence=[Evidence("family", "flux", f"{module.key}{how}: in_features {module.in_features} "
                                                             "(Flux.1 hidden size)"
                                           + (" in double/single stream blocks" if flux_names else ""))],
                        details={"hidden_size": FLUX_HIDDEN})

@@ -116,7 +116,8 @@ class Seen:
     def text(self) -> str:
         loc = {"in": f"input block {self.index}", "out": f"output block {self.index}", "mid": "middle block"}[self.where]
         tb = f" transformer block {self.block}" if self.block is not None else ""
-        return f"{self.module.key}: {self.layer} of {loc}{tb}, {self.width} channels"
+        how = f" ({self.module.how})" if self.module.how else ""
+        return f"{self.module.key}{how}: {self.layer} of {loc}{tb}, {self.width} channels"
 
 
 def _width(layer: str, module: LoraModule) -> int | None:

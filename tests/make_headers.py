@@ -853,6 +853,24 @@ def build_loras() -> list[Fixture]:
     sd35l = sd3_to_mmdit(state_shapes(sd3_model(SD35_LARGE)), "")
     fx.append(lora_fixture("lora_sd35_large_kohya", "SD3.5 large LoRA, kohya, rank 16, no metadata", "kohya",
                            [("lora_unet_", weight_modules(sd35l, lambda m: bool(sd3_keep.search(m))))], 16, {}))
+    # SD3.5 Medium (MMDiT-X): kohya networks.lora_sd3 also adapts the x_block's second attention (attn2)
+    sd35m_mmdit = sd3_to_mmdit(state_shapes(sd3_model(SD35_MEDIUM)), "")
+    sd35_keep = re.compile(r"joint_blocks\.\d+\.(x_block|context_block)\.(attn2?\.(qkv|proj)|mlp\.fc[12])$")
+    fx.append(lora_fixture("lora_sd35_medium_kohya", "SD3.5 medium LoRA, kohya, rank 16 (x_block attn2 included)",
+                           "kohya", [("lora_unet_", weight_modules(sd35m_mmdit, lambda m: bool(sd35_keep.search(m))))],
+                           16, {}))
+    sd35_attn = re.compile(r"transformer_blocks\.\d+\.attn2?\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj"
+                           r"|add_v_proj|to_add_out)$")
+    fx.append(lora_fixture("lora_sd35_medium_diffusers", "SD3.5 medium LoRA, diffusers/PEFT (attn and attn2), rank 16",
+                           "diffusers", [("transformer.", linear_modules(sd3_model(SD35_MEDIUM),
+                                                                         lambda n: bool(sd35_attn.search(n))))],
+                           16, {}, naming="dotted"))
+    # SimpleTuner LyCORIS (lycoris_ + diffusers path, ComfyUI's "simpletuner lycoris format"), LoKr factor 8
+    # with w2 decomposed at rank 16, on SD3.5 Large
+    fx.append(lora_fixture("lora_sd35_large_lycoris_lokr", "SD3.5 large LyCORIS LoKr, SimpleTuner naming, no metadata",
+                           "lokr", [("lycoris_", linear_modules(sd3_model(SD35_LARGE),
+                                                                lambda n: bool(sd35_attn.search(n))))],
+                           16, {}, dtype="BF16"))
 
     # ---- Flux ----
     bfl = flux_to_bfl(state_shapes(flux_model(FLUX_DEV)))

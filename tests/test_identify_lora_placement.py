@@ -159,3 +159,47 @@ def test_dit_loras_are_not_placed_on_unets(tmp_path: Path) -> None:
     tensors = {**subset("lora_flux_kohya", lambda n: True),
                **subset("lora_sdxl_kohya", lambda n: n.startswith("lora_te1_"))}
     assert _identify(tmp_path, tensors).family == "flux"
+
+
+# -- SD3 / SD3.5 (item 2) ---------------------------------------------------------------------------
+SD3 = {
+    # SD3.5 Medium's MMDiT-X second attention alone: kohya (x_block.attn2.qkv/proj) and diffusers (attn2.to_*)
+    "sd35m_kohya_attn2_only": (lambda: subset("lora_sd35_medium_kohya", lambda n: "_attn2_" in n), "medium", "3.5"),
+    "sd35m_diffusers_attn2_only": (lambda: subset("lora_sd35_medium_diffusers", lambda n: ".attn2." in n),
+                                   "medium", "3.5"),
+    "sd35m_kohya_full": (lambda: subset("lora_sd35_medium_kohya", lambda n: True), "medium", "3.5"),
+    "sd35m_kohya_context_blocks": (lambda: subset("lora_sd35_medium_kohya", lambda n: "context_block" in n),
+                                   "medium", None),
+    # SimpleTuner's LyCORIS names (lycoris_ + diffusers path) with LoKr factors: the width is kron(w1, w2)
+    "sd35l_simpletuner_lokr": (lambda: subset("lora_sd35_large_lycoris_lokr", lambda n: True), "large", None),
+    "sd35l_simpletuner_lokr_context_only": (lambda: subset("lora_sd35_large_lycoris_lokr", lambda n: "_add_" in n),
+                                            "large", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SD3))
+def test_sd3_loras(tmp_path: Path, name: str) -> None:
+    build, variant, generation = SD3[name]
+    tensors = build()
+    ident = _identify(tmp_path, tensors)
+    assert (ident.family, ident.variant, ident.details["requires_variant"]) == ("sd3", variant, variant), ident.evidence
+    assert ident.details.get("generation") == generation
+    assert _cites(ident, tensors)
+    if "lokr" in name:
+        assert ident.lora is not None and ident.lora.format == "lycoris_lokr" and ident.lora.rank == 16
+        assert any("kron(w1" in e.because for e in ident.because("family"))
+
+
+def test_attn2_of_another_width_is_not_sd3(tmp_path: Path) -> None:
+    """Only SD3.5 Medium's 1536-wide blocks have attn2: the same names at SD3.5 Large's 2432 are no SD3."""
+    tensors = {k.replace("x_block_attn_qkv", "x_block_attn2_qkv"): v
+               for k, v in subset("lora_sd35_large_kohya", lambda n: "x_block_attn_qkv" in n).items()}
+    assert _identify(tmp_path, tensors).family == "unknown"
+
+
+def test_lokr_factors_place_unet_loras(tmp_path: Path) -> None:
+    """An SDXL LoKr without cross-attention K/V: each layer's width is w1 x w2 (8 x 80 = 640...)."""
+    tensors = subset("lora_sdxl_lokr", lambda n: n.startswith("lora_unet_") and "_attn1_" in n)
+    ident = _identify(tmp_path, tensors)
+    assert (ident.family, ident.lora.format) == ("sdxl", "lycoris_lokr")  # type: ignore[union-attr]
+    assert any("kron(w1" in e.because for e in ident.because("family"))

@@ -88,6 +88,8 @@ class LoraModule:
     #: True when the stored factor is a conv kernel (LoRA ``lora_down`` [r, in, k, k]), False for a
     #: linear layer's 2-D factor, None when the algorithm's factors do not tell (LoHa/LoKr reshape).
     conv: bool | None = None
+    #: How the widths were derived when no single factor holds them (LoKr's Kronecker product).
+    how: str = ""
 
     def describe(self, which: str = "in") -> str:
         return f"{self.key} ({self.algo}) {which}_features={self.in_features if which == 'in' else self.out_features}"
@@ -298,7 +300,8 @@ class LoraView:
         if len(w1) < 2 or len(w2) < 2:
             return None
         # W = kron(w1, w2): out = w1.out * w2.out, in = w1.in * w2.in
-        return LoraModule(name + ".lokr_w1", "lokr", w1[1] * w2[1], w1[0] * w2[0], rank, conv)
+        return LoraModule(name + ".lokr_w1", "lokr", w1[1] * w2[1], w1[0] * w2[0], rank, conv,
+                          f"kron(w1 {list(w1[:2])}, w2 {list(w2[:2])}): [{w1[0] * w2[0]}, {w1[1] * w2[1]}]")
 
     # -- whole-file facts ------------------------------------------------------------------------
     def algorithms(self) -> Counter[str]:
