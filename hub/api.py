@@ -533,11 +533,11 @@ class Hub:
         ref = ref.strip()
         if not ref:
             raise NotInCatalogueError("empty reference")
-        if ref.startswith("#") and ref[1:].isdigit() or ref.startswith("id:") and ref[3:].isdigit():
-            rec = self.catalogue.get(int(ref.lstrip("#").removeprefix("id:")))
-            return [rec] if rec else []
-        if ref.isdigit() and len(ref) < 8:
-            rec = self.catalogue.get(int(ref))
+        wanted = catalogue_id(ref)
+        if wanted is None and ref.isascii() and ref.isdigit() and len(ref) < 8:
+            wanted = int(ref)
+        if wanted is not None:
+            rec = self.catalogue.get(wanted) if wanted < 2**63 else None  # SQLite ids are 64-bit
             return [rec] if rec else []
         path = Path(ref).expanduser()
         if path.exists():

@@ -8,6 +8,7 @@ and a non-zero exit code; Ctrl-C exits 130 without a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -80,6 +81,19 @@ def get_hub() -> Any:
         root.obj["hub"] = Hub()
         root.call_on_close(root.obj["hub"].close)
     return root.obj["hub"]
+
+
+def path_or_catalogue_id(arg: str) -> str:
+    """``arg`` as a path; ``#12`` / ``id:12`` (when no such path exists) the catalogued file's path.
+
+    So commands that read files (identify, hash) take the ids ``sdhub list`` shows, and an unknown id
+    is "there is no file #99 in the catalogue", not "no such file".
+    """
+    from ..api import catalogue_id
+
+    if catalogue_id(arg) is None or os.path.lexists(arg):
+        return arg
+    return str(get_hub().get(arg).path)
 
 
 def emit_json(data: Any) -> None:

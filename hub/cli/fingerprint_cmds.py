@@ -20,6 +20,7 @@ from .base import (
     emit_json,
     human_size,
     json_option,
+    path_or_catalogue_id,
     print_table,
     progress_enabled,
     quiet_option,
@@ -97,7 +98,7 @@ def hash_command(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
             if bar is not None:
                 bar.set_postfix_str(Path(path).name, refresh=False)
             try:
-                fp = fingerprint_file(path, progress=bar.update if bar is not None else None)
+                fp = fingerprint_file(path_or_catalogue_id(path), progress=bar.update if bar is not None else None)
             except SdhubError as exc:
                 failures += 1
                 say_error(str(exc))

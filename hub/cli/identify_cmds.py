@@ -1,6 +1,6 @@
 """``sdhub identify PATH...`` and ``sdhub check BASE ADDON``: header-only identification and compatibility.
 
-``identify`` never touches the catalogue: it reads each file's header (or a diffusers folder's
+``identify`` never touches the catalogue (except to find a file named by its id, ``#12``): it reads each file's header (or a diffusers folder's
 configs) and says what it is and why; a bad file gets one error line and the next path is still
 read (exit code 1 if any failed). ``check`` says whether an add-on fits a base model; each side may
 be a path or anything ``sdhub info`` accepts (catalogue id, hash, reference).
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import SdhubError
-from .base import cli, emit_json, get_hub, json_option
+from .base import cli, emit_json, get_hub, json_option, path_or_catalogue_id
 
 
 def _ident_for(ref: str) -> Any:
@@ -55,7 +55,7 @@ def identify(paths: tuple[str, ...], verbose: bool, as_json: bool) -> None:
     failed = 0
     for path in paths:
         try:
-            ident = identify_path(path)
+            ident = identify_path(path_or_catalogue_id(path))
         except SdhubError as exc:
             failed += 1
             if as_json:

@@ -452,6 +452,13 @@ def install(
 ) -> InstallResult:
     """Install one reference; raises :class:`SdhubError` subclasses with a clear message on failure."""
     started = time.monotonic()
+    if isinstance(ref, str) and refs_mod.catalogue_id(ref) is not None:
+        rec = hub.get(ref)  # "#99": there is no file #99 in the catalogue
+        if force:
+            raise BadReferenceError(f"{ref} is catalogued already ({rec.name}); to fetch it again, name its source "
+                                    f"reference (`sdhub info {ref}` lists its sources)")
+        return InstallResult(ref=f"#{rec.id}", status="already-installed", record=rec, path=rec.path,
+                             family_mismatch=rec.family_mismatch, seconds=time.monotonic() - started)
     parsed = parse_ref(hub, ref)
     label = parsed.canonical()
     if not force:

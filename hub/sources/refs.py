@@ -180,6 +180,8 @@ def parse(text: str | Ref, *, hosts: Mapping[str, str] | None = None) -> Ref:
     if not text:
         raise _bad(raw, "it is empty")
     lower = text.lower()
+    if text.startswith("#") or lower.startswith("id:"):
+        raise _catalogue_id_error(raw, text)
     if lower.startswith("urn:air:"):
         return _parse_air(raw, text)
     if lower.startswith("air:"):  # the AIR guide: "urn:" is optional
@@ -210,6 +212,15 @@ def parse(text: str | Ref, *, hosts: Mapping[str, str] | None = None) -> Ref:
     if _HEX.match(text):
         raise _bad(raw, f"a bare hash must have 8, 10, 12 or 64 hex digits, this one has {len(text)}")
     raise _bad(raw, "no scheme (civitai:, hf:, liblib:, sha256:…) and not a URL or hash")
+
+
+def _catalogue_id_error(raw: str, text: str) -> BadReferenceError:
+    """``#12`` / ``id:12`` name a catalogued file, never a source: ``id`` is not a plugin scheme."""
+    digits = text[1:] if text.startswith("#") else text[3:]
+    if not _DIGITS.match(digits.strip()):
+        return BadReferenceError(f"cannot understand reference {raw!r}: catalogue ids are numbers, e.g. #12 or id:12 "
+                                 f"(`sdhub list` shows the ids)")
+    return BadReferenceError(f"{raw!r} is a catalogue id, not a source reference (`sdhub list` shows the ids)")
 
 
 def _parse_plugin(raw: str, scheme: str, rest: str) -> Ref:
@@ -471,7 +482,7 @@ def catalogue_id(ref: str) -> int | None:
     """The id in ``#12`` / ``id:12`` (catalogue ids, not source references); None for anything else."""
     ref = ref.strip()
     for prefix in ("#", "id:"):
-        if ref.startswith(prefix) and ref[len(prefix):].isdigit():
+        if ref[:len(prefix)].lower() == prefix and _DIGITS.match(ref[len(prefix):]):
             return int(ref[len(prefix):])
     return None
 
