@@ -79,3 +79,21 @@ def plugin_registration():  # type: ignore[no-untyped-def]
     for name in names:
         plugins.unregister(name)
     plugins.clear_problems()
+
+
+@pytest.fixture
+def extra_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder on sys.path for plugin distributions (``plugin_dists.make_distribution``); unloaded afterwards."""
+    import sys
+
+    from hub import plugins
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(site)):
+            del sys.modules[name]
+    monkeypatch.undo()
+    plugins.reload_plugins()

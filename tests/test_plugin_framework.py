@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from hub import hookimpl, plugins
 from hub.plugins.registry import Registry
+from plugin_dists import make_distribution
 
 
 @dataclass
@@ -106,31 +106,11 @@ def test_register_commands_adds_a_cli_command(plugin_registration, cli_runner) -
 
 # --- entry points, for real: a distribution on sys.path with an [sdhub] entry point --------------
 
-def _make_distribution(root: Path, dist: str, module: str, source: str, version: str = "1.2.3") -> None:
-    (root / f"{module}.py").write_text(source)
-    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[sdhub]\n{module} = {module}\n")
-
-
-@pytest.fixture
-def extra_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    for name in list(sys.modules):
-        if name.startswith("sdhubtest_"):
-            del sys.modules[name]
-    monkeypatch.undo()
-    plugins.reload_plugins()
-
-
 def test_broken_plugin_is_reported_and_the_rest_works(extra_site: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
-    _make_distribution(extra_site, "sdhub-broken", "sdhubtest_broken", "raise ImportError('needs libfoo')\n")
-    _make_distribution(
-        extra_site, "sdhub-good", "sdhubtest_good",
+    make_distribution(extra_site, "sdhubtest_broken", "raise ImportError('needs libfoo')\n", dist="sdhub-broken",
+                      version="1.2.3")
+    make_distribution(
+        extra_site, "sdhubtest_good", dist="sdhub-good", version="1.2.3", source=
         "from hub import hookimpl\n"
         "@hookimpl\n"
         "def model_removed(record, deleted_file):\n"
@@ -149,8 +129,8 @@ def test_broken_plugin_is_reported_and_the_rest_works(extra_site: Path, run_cli)
 
 
 def test_sdhub_plugins_env_restricts_loading(extra_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _make_distribution(extra_site, "sdhub-one", "sdhubtest_one", "")
-    _make_distribution(extra_site, "sdhub-two", "sdhubtest_two", "")
+    make_distribution(extra_site, "sdhubtest_one", "", dist="sdhub-one")
+    make_distribution(extra_site, "sdhubtest_two", "", dist="sdhub-two")
     monkeypatch.setenv("SDHUB_PLUGINS", "sdhubtest_two")
     plugins.reload_plugins()
     assert plugins.pm.has_plugin("sdhubtest_two") and not plugins.pm.has_plugin("sdhubtest_one")

@@ -7,36 +7,13 @@ half-registered.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub import hookimpl, plugins
+from plugin_dists import make_distribution
 from safetensors_files import SDXL_LORA_KOHYA, write_safetensors
-
-
-def _make_distribution(root: Path, module: str, source: str) -> None:
-    """A real installed distribution with an [sdhub] entry point (as pip would leave it)."""
-    (root / f"{module}.py").write_text(source)
-    info = root / f"{module}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[sdhub]\n{module} = {module}\n")
-
-
-@pytest.fixture
-def extra_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    for name in list(sys.modules):
-        if name.startswith("sdhubadv_"):
-            del sys.modules[name]
-    monkeypatch.undo()
-    plugins.reload_plugins()
 
 
 @pytest.mark.parametrize("body, what", [
@@ -47,7 +24,7 @@ def extra_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 ])
 def test_plugin_raising_at_import_is_one_warning(extra_site: Path, run_cli, tmp_path: Path, body: str,
                                                  what: str) -> None:
-    _make_distribution(extra_site, "sdhubadv_bad", body)
+    make_distribution(extra_site, "sdhubadv_bad", body)
     plugins.reload_plugins()
     assert any("sdhubadv_bad" in p and what in p for p in plugins.problems()), plugins.problems()
     model = write_safetensors(tmp_path / "lora.safetensors", SDXL_LORA_KOHYA, {"ss_base_model_version": "sdxl_base_v1-0"})
