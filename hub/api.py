@@ -20,6 +20,7 @@ from .catalogue import Catalogue, FileRecord, SourceInfo
 from .catalogue.models import utcnow
 from .config import Settings, load_settings
 from .sources.refs import ACCEPTED_FORMS, catalogue_id  # ACCEPTED_FORMS: the CLI shows it in --help
+from .sources.updates import age_text  # noqa: F401 - the CLI prints cache ages with it
 from .errors import (
     AmbiguousReferenceError,
     FileAccessError,
@@ -718,10 +719,22 @@ class Hub:
 
         return resolve(self, ref, download=download, **kwargs)
 
-    def install(self, ref: str, **kwargs: Any) -> Any:
+    def install(self, ref: str, *, upgrade: bool = False, **kwargs: Any) -> Any:
+        """Install ``ref``; ``upgrade``: the newest version of what ``ref`` names, beside the installed one."""
+        if upgrade:
+            from .sources.upgrades import upgrade as upgrade_installed
+
+            return upgrade_installed(self, ref, **kwargs)
         from .sources.install import install
 
         return install(self, ref, **kwargs)
+
+    def updates(self, refs: Sequence[str] | None = None, *, offline: bool = False, **kwargs: Any) -> Any:
+        """For installed files (all, or those ``refs`` name): is a newer version out? One request per model;
+        ``offline`` answers from the cache of earlier answers, each with its age (hub.sources.upgrades)."""
+        from .sources.upgrades import check_updates
+
+        return check_updates(self, refs, offline=offline, **kwargs)
 
     def search(self, query: str, **kwargs: Any) -> Any:
         from .sources.install import search

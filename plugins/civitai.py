@@ -46,6 +46,7 @@ from hub.sources.protocol import (
     tag_names,
 )
 from hub.sources.download import error_message_from_body, origin
+from hub.sources.updates import InstalledFile, UpdateCache, UpdateInfo, error_row, fetch_each, group_by_model
 
 BATCH_LIMIT = 100
 
@@ -680,20 +681,103 @@ class CivitaiSource(Source):
         model = self.models_for(ctx, [version.get("modelId")]).get(str(version.get("modelId")))
         return self._plan_from(ctx, Ref("civitai"), version, model, want_hash=sha256)
 
-    def models_for(self, ctx: SourceContext, model_ids: Sequence[Any]) -> dict[str, dict[str, Any] | None]:
+    def models_for(
+        self, ctx: SourceContext, model_ids: Sequence[Any], errors: dict[str, SdhubError] | None = None
+    ) -> dict[str, dict[str, Any] | None]:
         """``/api/v1/models/{id}`` of each distinct id, once per operation (``ctx.memo``).
 
         A model that cannot be fetched (taken down since, Civitai having trouble) maps to None: the
-        caller still has the version, only the model-level facts are missing.
+        caller still has the version, only the model-level facts are missing; ``errors`` (when
+        given) gets why. Once Civitai looks down (5xx, unreachable, rate limited after retries)
+        the remaining ids are not asked: they share that error.
         """
         cache: dict[str, dict[str, Any] | None] = ctx.memo.setdefault("civitai.models", {})
-        for mid in dict.fromkeys(str(m) for m in model_ids if m not in (None, "")):
-            if mid not in cache:
-                try:
-                    cache[mid] = self.get_model(ctx, mid)
-                except SdhubError:
-                    cache[mid] = None
+        failed: dict[str, SdhubError] = ctx.memo.setdefault("civitai.model_errors", {})
+        todo = [mid for mid in dict.fromkeys(str(m) for m in model_ids if m not in (None, "")) if mid not in cache]
+        values, problems = fetch_each(todo, lambda mid: self.get_model(ctx, mid))
+        for mid in todo:
+            cache[mid] = values.get(mid)
+            if mid in problems:
+                failed[mid] = problems[mid]  # type: ignore[assignment]
+        if errors is not None:
+            errors.update({str(m): failed[str(m)] for m in model_ids if str(m) in failed and cache.get(str(m)) is None})
         return {str(m): cache.get(str(m)) for m in model_ids if m not in (None, "")}
+
+    # -- updates --
+    def updates_for(self, ctx: SourceContext, installed: Sequence[InstalledFile], cache: UpdateCache) -> list[UpdateInfo]:
+        """One ``/api/v1/models/{id}`` per distinct model (its ``modelVersions`` are newest first)."""
+        groups = group_by_model(installed)
+
+        def fetch(ids: list[str]) -> tuple[dict[str, Any], dict[str, SdhubError]]:
+            errors: dict[str, SdhubError] = {}
+            models = self.models_for(ctx, ids, errors=errors)
+            return {mid: _trim_model(m) for mid, m in models.items() if m is not None}, errors
+
+        answers = cache.answers({mid: f"civitai:model:{mid}" for mid in groups}, fetch)
+        rows: list[UpdateInfo] = []
+        for mid, items in groups.items():
+            answer = answers[mid]
+            for item in items:
+                if not answer.ok:
+                    rows.append(error_row(item, self.name, f"Civitai model {mid}: {answer.error}"))
+                    continue
+                rows.append(self._update_row(ctx, item, answer.data, answer.fetched_at, answer.from_cache,
+                                             answer.error))
+        return rows
+
+    def _update_row(self, ctx: SourceContext, item: InstalledFile, model: dict[str, Any], at: float | None,
+                    from_cache: bool, stale_because: str | None) -> UpdateInfo:
+        versions = [v for v in model.get("modelVersions") or [] if isinstance(v, dict) and v.get("id") is not None]
+        listed = {str(v["id"]): i for i, v in enumerate(versions)}
+        # A file linked to several versions (re-uploaded unchanged) counts as its newest one.
+        mine = [info for info in item.infos if str(info.version_id) in listed]
+        info = min(mine, key=lambda i: listed[str(i.version_id)]) if mine else item.info
+        row = UpdateInfo(
+            source=self.name, record_id=item.record_id, path=item.path, model_id=str(info.model_id),
+            model_name=model.get("name") or info.model_name, installed_version=info.version_id,
+            installed_version_name=info.version_name, checked_at=at, from_cache=from_cache,
+        )
+        if stale_because:
+            row.error = stale_because
+            row.note = f"Civitai did not answer now ({stale_because}); this is its answer from before"
+        if not versions:
+            row.status, row.note = "unknown", "Civitai lists no published versions of this model"
+            return row
+        newest = versions[0]
+        row.newest_version, row.newest_version_name = str(newest["id"]), newest.get("name")
+        position = listed.get(str(info.version_id))
+        newer = versions if position is None else versions[:position]
+        row.newer = [self._version_entry(str(model.get("id") or info.model_id), v, info) for v in newer]
+        top = self._version_entry(str(model.get("id") or info.model_id), newest, info)
+        row.ref, row.published_at = top["ref"], top["published_at"]
+        row.early_access_until, row.downloadable = top["early_access_until"], top["downloadable"]
+        if position is None:
+            row.status = "unknown"
+            row.note = (f"the installed version {info.version_id} is no longer listed by Civitai (unpublished or"
+                        f" removed); the newest is {newest.get('name') or newest['id']}")
+        elif position == 0:
+            row.status = "current"
+        else:
+            row.status = "update"
+        return row
+
+    def _version_entry(self, model_id: str, version: dict[str, Any], installed: SourceInfo) -> dict[str, Any]:
+        """A version as an updates row shows it: dates, early access, downloadable, and the ref installing it."""
+        files = version.get("files") or []
+        file = _matching_file(files, installed)
+        vid = str(version["id"])
+        ref = f"civitai:{model_id}@{vid}"
+        if file is not None and len(files) > 1:
+            ref += f"/{file.get('id')}"
+        return {
+            "version": vid,
+            "name": version.get("name"),
+            "published_at": version.get("publishedAt"),
+            "early_access_until": early_access_until(version),
+            "paid": is_paid(version),
+            "downloadable": bool(files),
+            "ref": ref,
+        }
 
     def _by_hash(self, ctx: SourceContext, value: str) -> dict[str, Any] | None:
         try:
@@ -757,6 +841,42 @@ def civitai_error(resp: requests.Response, has_token: bool, api_host: str | None
     if status >= 500:
         return SourceError(f"Civitai is having trouble (HTTP {status}); try again later ({where})")
     return None
+
+
+# What an updates answer keeps of a model (the cache holds hundreds of them: no images, no descriptions).
+_VERSION_KEYS = ("id", "name", "baseModel", "publishedAt", "availability", "earlyAccessEndsAt", "earlyAccessDeadline",
+                 "earlyAccessTimeFrame", "earlyAccessConfig", "paidAccess", "createdAt")
+_FILE_KEYS = ("id", "name", "type", "primary", "metadata", "sizeKB")
+
+
+def _trim_model(model: dict[str, Any]) -> dict[str, Any]:
+    versions = []
+    for v in model.get("modelVersions") or []:
+        if not isinstance(v, dict):
+            continue
+        kept = {k: v[k] for k in _VERSION_KEYS if k in v}
+        if "files" in v:  # archived versions have none: keep that absence
+            kept["files"] = [{k: f[k] for k in _FILE_KEYS if k in f} for f in v.get("files") or [] if isinstance(f, dict)]
+        versions.append(kept)
+    return {"id": model.get("id"), "name": model.get("name"), "type": model.get("type"), "modelVersions": versions}
+
+
+def _matching_file(files: list[dict[str, Any]], installed: SourceInfo) -> dict[str, Any] | None:
+    """The file of another version that plays the installed file's part (same type, format, size, fp).
+
+    A VAE or an fp32 copy installed from v1 is upgraded to v2's VAE or fp32 copy, not to v2's primary file.
+    """
+    if not files:
+        return None
+    extra = installed.extra or {}
+    want_type = extra.get("fileType")
+    wanted = {k: extra.get(k) for k in ("format", "size", "fp") if extra.get(k)}
+    if want_type:
+        same_type = [f for f in files if f.get("type") == want_type]
+        exact = [f for f in same_type if all((f.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
+        if exact or same_type:
+            return next((f for f in (exact or same_type) if f.get("primary")), (exact or same_type)[0])
+    return next((f for f in files if f.get("primary")), files[0])
 
 
 def _where(resp: requests.Response) -> str:

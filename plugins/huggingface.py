@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from hub.sources.download import describe_network_error, origin
+from hub.sources.download import describe_network_error, origin, parse_retry_after
+from hub.sources.updates import InstalledFile, UpdateCache, UpdateInfo, error_row
 from hub.errors import (
     AccessDeniedError,
     AuthRequiredError,
@@ -245,12 +246,24 @@ class HuggingFaceSource(Source):
 
     # -- metadata --
     def _head(self, ctx: SourceContext, endpoint: str, repo_id: str, path: str, revision: str) -> Any:
+        """The ``HEAD …/resolve/…`` metadata; a 429 is waited out as its ``Retry-After`` says (capped)."""
         hf = _hf()
         url = hf.hf_hub_url(repo_id, path, revision=revision, endpoint=endpoint)
-        meta = hf.get_hf_file_metadata(
-            url, token=self.token_for(ctx, endpoint), timeout=self._timeout(ctx), endpoint=endpoint,
-            user_agent="sdhub",
-        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                meta = hf.get_hf_file_metadata(
+                    url, token=self.token_for(ctx, endpoint), timeout=self._timeout(ctx), endpoint=endpoint,
+                    user_agent="sdhub",
+                )
+                break
+            except hf.errors.HfHubHTTPError as exc:
+                response = exc.response
+                if response is None or response.status_code != 429 or attempt >= ctx.http.retry.attempts:
+                    raise
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                ctx.http.sleep(ctx.http.retry.wait_for(attempt, wait))
         if not meta.commit_hash or not meta.etag:
             raise _Fallback(f"{endpoint}: answer lacks X-Repo-Commit/ETag: not a Hugging Face Hub endpoint")
         return meta
@@ -481,6 +494,112 @@ class HuggingFaceSource(Source):
 
     def ref_for(self, info: SourceInfo) -> Ref | None:
         return Ref("hf", model_id=info.model_id, version_id=info.version_id, file=info.file_id)
+
+    # -- updates --
+    def updates_for(self, ctx: SourceContext, installed: Sequence[InstalledFile], cache: UpdateCache) -> list[UpdateInfo]:
+        """The commit each file's branch points to now, from ``HEAD …/resolve/<branch>/<path>`` (no download).
+
+        One HEAD per repository and branch tells the commit; only files installed from another
+        commit get a HEAD of their own, to tell a changed file (ETag) from one the new commit left alone.
+        A file installed at a pinned commit (or found in a Hugging Face cache) is checked against ``main``.
+        """
+        groups: dict[str, list[InstalledFile]] = {}
+        for item in installed:
+            groups.setdefault(f"{item.info.model_id}@{_branch(item.info)}", []).append(item)
+
+        def fetch(keys: list[str]) -> tuple[dict[str, Any], dict[str, BaseException]]:
+            values: dict[str, Any] = {}
+            errors: dict[str, BaseException] = {}
+            down: BaseException | None = None
+            for key in keys:
+                if down is not None:
+                    errors[key] = down
+                    continue
+                try:
+                    values[key] = self._branch_state(ctx, groups[key])
+                except RemoteNotFoundError as exc:
+                    errors[key] = exc
+                except SdhubError as exc:  # every endpoint down: the other repositories would fail alike
+                    errors[key] = down = exc
+            return values, errors
+
+        answers = cache.answers({key: f"hf:branch:{key}" for key in groups}, fetch)
+        rows: list[UpdateInfo] = []
+        for key, items in groups.items():
+            answer = answers[key]
+            for item in items:
+                if not answer.ok:
+                    rows.append(error_row(item, self.name, f"hf:{item.info.model_id}: {answer.error}"))
+                    continue
+                rows.append(_hf_update_row(item, answer.data, answer.fetched_at, answer.from_cache, answer.error))
+        return rows
+
+    def _branch_state(self, ctx: SourceContext, items: Sequence[InstalledFile]) -> dict[str, Any]:
+        """``{"commit", "files": {path: {"etag", "size"} | {"error"}}}`` for one repository branch."""
+        repo_id, branch = str(items[0].info.model_id), _branch(items[0].info)
+        commit: str | None = None
+        files: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for item in items:
+            path = str(item.info.file_id or "")
+            if not path or path in files or (commit is not None and item.info.version_id == commit):
+                continue  # the branch still points at the commit this file was installed from
+            try:
+                _ep, meta, _ = self._each_endpoint(
+                    ctx, f"hf:{repo_id}/{path}", lambda ep, p=path: self._head(ctx, ep, repo_id, p, branch))
+            except RemoteNotFoundError as exc:  # this file is gone from the branch, maybe not the others
+                files[path] = {"error": str(exc)}
+                missing.append(str(exc))
+                continue
+            commit = commit or meta.commit_hash
+            files[path] = {"etag": (meta.etag or "").lower(), "size": meta.size, "commit": meta.commit_hash}
+        if commit is None and missing:
+            raise RemoteNotFoundError(missing[0])
+        return {"commit": commit, "branch": branch, "files": files}
+
+
+def _branch(info: SourceInfo) -> str:
+    """The branch a file follows: the revision it was installed from, ``main`` for a pinned commit."""
+    revision = str((info.extra or {}).get("revision") or info.version_name or "main")
+    return "main" if _SHA1.match(revision.lower()) else revision
+
+
+def _hf_update_row(item: InstalledFile, state: dict[str, Any], at: float | None, from_cache: bool,
+                   stale_because: str | None) -> UpdateInfo:
+    info = item.info
+    repo_id, path, branch = str(info.model_id), str(info.file_id or ""), str(state.get("branch") or _branch(info))
+    commit = state.get("commit")
+    row = UpdateInfo(source="hf", record_id=item.record_id, path=item.path, model_id=repo_id, model_name=repo_id,
+                     installed_version=info.version_id, installed_version_name=info.version_name or branch,
+                     newest_version=commit, newest_version_name=branch, checked_at=at, from_cache=from_cache,
+                     downloadable=True)
+    if stale_because:
+        row.error = stale_because
+        row.note = f"Hugging Face did not answer now ({stale_because}); this is its answer from before"
+    seen = (state.get("files") or {}).get(path) or {}
+    if seen.get("error"):
+        row.status, row.error = "error", str(seen["error"])
+        return row
+    if not commit:
+        row.status = "unknown"
+        return row
+    row.ref = f"hf:{repo_id}/{path}@{commit}"
+    if info.version_id == commit:
+        row.status = "current"
+        return row
+    etag = str(seen.get("etag") or "")
+    if not etag:
+        row.status, row.note = "unknown", f"{branch} is at {commit[:12]}, this file was not checked there"
+        return row
+    ours = {h for h in (item.sha256, info.published_hashes.get("sha256"), (info.extra or {}).get("git_sha1")) if h}
+    if etag in {h.lower() for h in ours}:
+        row.status = "current"
+        row.note = f"{branch} moved to {commit[:12]}; this file is the same there"
+        return row
+    row.status = "update"
+    row.newer = [{"version": commit, "name": branch, "published_at": None, "early_access_until": None,
+                  "downloadable": True, "ref": row.ref}]
+    return row
 
 
 @hookimpl

@@ -26,6 +26,7 @@ from hub.sources.download import error_message_from_body
 from hub.errors import AccessDeniedError, AuthRequiredError, RemoteNotFoundError, SdhubError, SourceError
 from hub.plugins.hookspecs import hookimpl
 from hub.sources.refs import Ref
+from hub.sources.updates import InstalledFile, UpdateCache, UpdateInfo, error_row, fetch_each, group_by_model
 from hub.sources.protocol import (
     DownloadPlan,
     SearchPage,
@@ -371,8 +372,76 @@ class LiblibSource(Source):
     def ref_for(self, info: SourceInfo) -> Ref | None:
         return Ref("liblib", model_id=info.model_id, version_id=info.version_id)
 
+    # -- updates --
+    def updates_for(self, ctx: SourceContext, installed: Sequence[InstalledFile], cache: UpdateCache) -> list[UpdateInfo]:
+        """One ``getByUuid`` per distinct model; its ``versions`` list is read newest first (as ``plan`` does)."""
+        groups = group_by_model(installed)
+
+        def fetch(ids: list[str]) -> tuple[dict[str, Any], dict[str, BaseException]]:
+            return fetch_each(ids, lambda uuid: _trim_model(self.get_model(ctx, uuid)))
+
+        answers = cache.answers({uuid.lower(): f"liblib:model:{uuid.lower()}" for uuid in groups}, fetch)
+        rows: list[UpdateInfo] = []
+        for uuid, items in groups.items():
+            answer = answers[uuid.lower()]
+            for item in items:
+                if not answer.ok:
+                    rows.append(error_row(item, self.name, f"LiblibAI model {uuid}: {answer.error}"))
+                    continue
+                rows.append(self._update_row(item, answer.data, answer.fetched_at, answer.from_cache, answer.error))
+        return rows
+
+    def _update_row(self, item: InstalledFile, model: dict[str, Any], at: float | None, from_cache: bool,
+                    stale_because: str | None) -> UpdateInfo:
+        versions = [v for v in model.get("versions") or [] if isinstance(v, dict) and v.get("uuid")]
+        listed = {str(v["uuid"]).lower(): i for i, v in enumerate(versions)}
+        mine = [i for i in item.infos if str(i.version_id or "").lower() in listed]
+        info = min(mine, key=lambda i: listed[str(i.version_id).lower()]) if mine else item.info
+        model_uuid = str(model.get("uuid") or info.model_id).lower()
+        row = UpdateInfo(source=self.name, record_id=item.record_id, path=item.path, model_id=model_uuid,
+                         model_name=model.get("name") or info.model_name, installed_version=info.version_id,
+                         installed_version_name=info.version_name, checked_at=at, from_cache=from_cache)
+        if stale_because:
+            row.error = stale_because
+            row.note = f"LiblibAI did not answer now ({stale_because}); this is its answer from before"
+        if not versions:
+            row.status, row.note = "unknown", "LiblibAI lists no versions of this model"
+            return row
+
+        def entry(v: dict[str, Any]) -> dict[str, Any]:
+            downloadable = bool((v.get("attachment") or {}).get("modelSource"))
+            return {"version": str(v["uuid"]).lower(), "name": v.get("name"), "published_at": v.get("createTime"),
+                    "early_access_until": None, "vip": bool(v.get("vipUsed")) or bool(v.get("exclusive")),
+                    "downloadable": downloadable, "ref": f"liblib:{model_uuid}@{str(v['uuid']).lower()}"}
+
+        position = listed.get(str(info.version_id or "").lower())
+        row.newer = [entry(v) for v in (versions if position is None else versions[:position])]
+        top = entry(versions[0])
+        row.newest_version, row.newest_version_name = top["version"], top["name"]
+        row.ref, row.published_at, row.downloadable = top["ref"], top["published_at"], top["downloadable"]
+        if position is None:
+            row.status = "unknown"
+            row.note = f"the installed version {info.version_id} is no longer listed; the newest is {top['name']}"
+        else:
+            row.status = "current" if position == 0 else "update"
+        return row
+
     def error_translator(self, ctx: SourceContext) -> Any:
         return liblib_error
+
+
+_VERSION_KEYS = ("id", "uuid", "name", "baseType", "baseTypeName", "createTime", "vipUsed", "exclusive")
+
+
+def _trim_model(model: dict[str, Any]) -> dict[str, Any]:
+    """What the update cache keeps of a model: its versions' ids, names, dates and whether they download."""
+    versions = []
+    for v in model.get("versions") or []:
+        if isinstance(v, dict):
+            kept = {k: v[k] for k in _VERSION_KEYS if k in v}
+            kept["attachment"] = {"modelSource": (v.get("attachment") or {}).get("modelSource")}
+            versions.append(kept)
+    return {"uuid": model.get("uuid"), "name": model.get("name"), "versions": versions}
 
 
 def liblib_error(resp: requests.Response) -> SdhubError | None:

@@ -96,6 +96,8 @@ class CVersion:
     downloads_disabled: bool = False
     archived: bool = False
     availability: str = "Public"
+    # Each version's own date (the recorded examples carry one per version, e.g. "2025-12-18T09:16:12.062Z").
+    published_at: str = "2025-01-01T00:00:00.000Z"
 
 
 @dataclass
@@ -125,6 +127,8 @@ class FakeCivitai:
         self.storage_link_expired = False  # the storage host refuses signed links, as S3 does once they expire
         self.early_access_buyers: set[str] = set()  # tokens whose account bought early access
         self.early_access_body_deadline = True  # False: the 403 says "Early Access" without its deadline
+        self.model_fail_status: int | None = None  # /api/v1/models/{id} answers this (e.g. 503: Civitai down)
+        self.model_429: int = 0  # the next N /api/v1/models/{id} requests answer 429 with Retry-After
         self._routes()
 
     # -- data --
@@ -177,7 +181,7 @@ class FakeCivitai:
             "name": v.name,
             "baseModel": v.base_model,
             "baseModelType": "Standard",
-            "publishedAt": "2025-01-01T00:00:00.000Z",
+            "publishedAt": v.published_at,
             "availability": "EarlyAccess" if v.early_access_deadline and v.early_access_shape != "list-2026-08"
             else v.availability,
             "nsfwLevel": 1,
@@ -248,7 +252,9 @@ class FakeCivitai:
             "stats": {"downloadCount": None, "thumbsUpCount": 5, "thumbsDownCount": 0, "commentCount": 0},
             "creator": {"username": m.creator, "image": None},
             "tags": m.tags,
-            "modelVersions": [self._version_json(m, v, full=False) for v in m.versions],
+            # Newest first, each with its "index" (0 = newest), as the recorded example's versions carry it
+            # (sources.md §1.2: "modelVersions":[{"id":2514310,"index":0,…,"publishedAt":"2025-12-18T09:16:12.062Z"}]).
+            "modelVersions": [{**self._version_json(m, v, full=False), "index": i} for i, v in enumerate(m.versions)],
         }
 
     # -- routes --
@@ -323,6 +329,14 @@ class FakeCivitai:
         @api.route("GET", r"/api/v1/models/(\d+)")
         def model(req: Request) -> Reply:
             mid = int(req.path.rsplit("/", 1)[1])
+            if self.model_429 > 0:
+                self.model_429 -= 1
+                headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+                return json_reply({"error": "Too Many Requests"}, 429, headers)
+            if self.model_fail_status:
+                # What Cloudflare in front of Civitai sends when the origin is down: an HTML page, not JSON.
+                return Reply(self.model_fail_status, {"Content-Type": "text/html"},
+                             b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
             if mid not in self.models:
                 return json_reply({"error": f"No model with id {mid}"}, 404)
             return json_reply(self._model_json(self.models[mid]))

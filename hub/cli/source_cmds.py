@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import SdhubError, SourceError
-from ..api import ACCEPTED_FORMS
+from ..api import ACCEPTED_FORMS, age_text
 from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
 
 
@@ -95,10 +95,12 @@ def _clip(text: str, width: int) -> str:
 @click.option("--connections", type=click.IntRange(1, 32), default=None,
               help="Parallel ranged connections for large files (default: download.connections setting).")
 @click.option("--force", is_flag=True, help="Ask the source again even if the catalogue already has this reference.")
+@click.option("--upgrade", is_flag=True, help="Install the newest version of the installed file(s) REF names, beside "
+              "the old one (which stays until you `sdhub rm` it); see `sdhub updates`.")
 @json_option
 @quiet_option
 def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None, allow_hosts: tuple[str, ...],
-            dry_run: bool, connections: int | None, force: bool, as_json: bool, quiet: bool) -> None:
+            dry_run: bool, connections: int | None, force: bool, upgrade: bool, as_json: bool, quiet: bool) -> None:
     """Install models: civitai:ID[@VERSION], AIRs, hf:ORG/REPO/FILE, liblib:UUID, sha256:HEX, or pasted URLs.
 
     Files are verified against the source's hashes, identified, and put in the store as
@@ -109,8 +111,9 @@ def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None
     if from_files or allow_hosts:
         from .resources_cmds import install_from
 
-        if refs or not from_files:
-            raise click.UsageError("give either references or --from FILE… (--allow-host goes with --from)")
+        if refs or not from_files or upgrade:
+            raise click.UsageError("give either references or --from FILE… (--allow-host goes with --from;"
+                                   " --upgrade goes with references)")
         return install_from(from_files, into, allow_hosts, dry_run, as_json)
     if not refs:
         raise click.UsageError("give a reference to install, or --from FILE…")
@@ -120,8 +123,10 @@ def install(refs: tuple[str, ...], from_files: tuple[str, ...], into: str | None
     failures: list[SdhubError] = []
     for ref in refs:
         try:
+            if upgrade and force:
+                raise click.UsageError("--upgrade already asks the source again; leave out --force")
             result = hub.install(
-                ref, dry_run=dry_run, force=force, connections=connections,
+                ref, dry_run=dry_run, connections=connections, **({"upgrade": True} if upgrade else {"force": force}),
                 progress=TqdmProgress() if show_progress else None,
                 on_wait=None if (as_json or quiet) else (lambda msg: click.echo(msg, err=True)),
             )
@@ -166,6 +171,9 @@ def _print_result(result: Any, quiet: bool) -> None:
         return
     if quiet:
         return
+    if result.status == "up-to-date":
+        click.echo(f"up to date: {result.path}")
+        return
     if result.status == "already-installed":
         click.echo(f"already installed: {result.path}")
         return
@@ -179,6 +187,8 @@ def _print_result(result: Any, quiet: bool) -> None:
     click.echo(f"installed {result.path} ({', '.join(d for d in details if d)})")
     if rec is not None:
         click.echo(f"  {rec.kind or 'unknown'} / {rec.family or 'unknown'}, sha256 {rec.sha256}")
+    for old in result.upgraded_from:
+        click.echo(f"  the older version stays at {old} (`sdhub rm {shlex.quote(old)} --delete-file` removes it)")
 
 
 @cli.command()
@@ -213,3 +223,70 @@ def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> N
     print_table(rows, ["PATH", "SOURCE", "MODEL"])
     if all_failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("refs", nargs=-1)
+@click.option("--offline", is_flag=True, help="Ask no source: answer from the answers kept by earlier runs, with their age.")
+@json_option
+def updates(refs: tuple[str, ...], offline: bool, as_json: bool) -> None:
+    """Is a newer version out for installed files from Civitai, LiblibAI and Hugging Face?
+
+    REF narrows the check (#ID, a path, a name, civitai:MODEL[@VERSION], liblib:UUID, hf:ORG/REPO[/FILE]);
+    without one every installed file with a source is checked. Each model is asked once; answers are
+    kept, so --offline can answer later. `sdhub install --upgrade REF` installs the newest version.
+    """
+    report = get_hub().updates(list(refs) or None, offline=offline)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        emit_json(report.to_dict())
+        if report.all_failed:
+            sys.exit(1)
+        return
+    if report.all_failed and offline:  # offline nothing is asked: every error is a missing cache entry
+        raise SourceError("no cached answers yet for these files: run `sdhub updates` online once")
+    if report.all_failed:
+        raise SourceError("updates failed at every source: " + "; ".join(
+            f"{name}: {error}" for name, error in report.errors.items()) if report.errors else
+            "updates failed: " + "; ".join(dict.fromkeys(r.error or "" for r in report.rows)))
+    rows = []
+    for r in report.rows:
+        if r.status == "update":
+            what = r.ref or ""
+            if len(r.newer) > 1:
+                what += f"  (+{len(r.newer) - 1} more newer)"
+        elif r.status == "current":
+            what = "up to date"
+        elif r.status == "unsupported":
+            what = "not supported"
+        else:
+            what = f"{r.status}: {r.error or r.note or ''}".rstrip(": ")
+        ea = _early_access(r.early_access_until) if r.early_access_until and r.status == "update" else ""
+        if r.status == "update" and r.downloadable is False:
+            ea = (ea + ", " if ea else "") + "no download"
+        rows.append([f"#{r.record_id}" if r.record_id is not None else "", _clip(r.path.rsplit("/", 1)[-1], 36),
+                     r.source, _clip(_version(r.installed_version_name, r.installed_version), 18),
+                     _clip(_version(r.newest_version_name, r.newest_version), 18) if r.status != "error" else "",
+                     (r.published_at or "")[:10] if r.status == "update" else "", ea, what])
+    print_table(rows, ["ID", "FILE", "SOURCE", "INSTALLED", "NEWEST", "PUBLISHED", "EARLY ACCESS", "UPDATE"],
+                empty="(no installed files with a source)")
+    for name, error in report.errors.items():
+        click.echo(f"Warning: {name}: {error}", err=True)
+    ages = report.cache_ages()
+    if ages:
+        how = "offline: answers" if offline else "answers"
+        click.echo(f"{how} from the cache: " + ", ".join(f"{name} {age_text(age)} old"
+                                                          for name, age in sorted(ages.items())), err=True)
+    found = report.updates
+    if found:
+        click.echo(f"{len(found)} of {len(report.rows)} installed files have a newer version; "
+                   f"`sdhub install --upgrade '#{found[0].record_id}'` installs one beside the old file", err=True)
+
+
+def _version(name: str | None, version_id: str | None) -> str:
+    """``v2.0 (130072)``; a Hugging Face commit shortened to 12 characters."""
+    vid = (version_id or "")[:12] if version_id and len(version_id) == 40 else (version_id or "")
+    if name and vid and name != version_id:
+        return f"{name} ({vid})"
+    return name or vid

@@ -94,7 +94,7 @@ class InstallResult:
     """What ``sdhub install --json`` prints per reference."""
 
     ref: str
-    status: str  # installed | already-installed | planned | failed
+    status: str  # installed | already-installed | planned | failed | up-to-date (install --upgrade)
     record: FileRecord | None = None
     path: str | None = None
     plan: DownloadPlan | None = None
@@ -109,6 +109,8 @@ class InstallResult:
     kind_mismatch: str | None = None
     # What the install also did for the UIs: sidecars written, links made ([ui], --into).
     placed: list[str] = field(default_factory=list)
+    # install --upgrade: the older installed files this one is the newer version of (left in place).
+    upgraded_from: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +131,7 @@ class InstallResult:
             "error": self.error,
             "error_type": self.error_type,
             "placed": self.placed,
+            "upgraded_from": self.upgraded_from,
             "plan": self.plan.to_dict() if self.plan else None,
             "record": self.record.to_dict() if self.record else None,
         }

@@ -35,6 +35,7 @@ from ..errors import ConfigError, SourceError
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
     from .refs import Ref
+    from .updates import InstalledFile, UpdateCache, UpdateInfo
 
 __all__ = [
     "Source",
@@ -312,6 +313,18 @@ class Source(ABC):
     def ref_for(self, info: SourceInfo) -> Ref | None:
         """The reference that names ``info``'s file at this source."""
         return None
+
+    def updates_for(
+        self, ctx: SourceContext, installed: Sequence[InstalledFile], cache: UpdateCache
+    ) -> list[UpdateInfo]:
+        """Whether a newer version exists for each installed file (``sdhub updates``); optional.
+
+        ``installed`` holds every file to check from this source: ask once per model, not per file,
+        through ``cache.answers`` (which stores each answer with its time and, offline, answers
+        from the store alone). Return one :class:`hub.sources.updates.UpdateInfo` per file. By
+        default a source does not support it, and ``sdhub updates`` says so for its files.
+        """
+        raise NotImplementedError(f"source {self.name!r} cannot tell whether a newer version exists")
 
     def error_translator(self, ctx: SourceContext) -> ErrorTranslator | None:
         """Turns this source's error responses into clear messages (401/403/404/410/429…)."""

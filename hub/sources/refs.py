@@ -356,7 +356,9 @@ def _parse_air(raw: str, text: str) -> Ref:
     shape = "an AIR is urn:air:<ecosystem>:<type>:<source>:<id>[@<version>][+<fileId>]"
     parts = text.split(":")
     if len(parts) < 6:
-        raise _bad(raw, f"{shape}; this one has {max(0, len(parts) - 2)} of its 4 parts")
+        missing = ("ecosystem", "type", "source", "id")[max(0, len(parts) - 2):]
+        raise _bad(raw, f"{shape}; this one has {max(0, len(parts) - 2)} of its 4 parts: the AIR"
+                        f" {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
     ecosystem, kind, source = parts[2].strip().lower(), parts[3].strip().lower(), parts[4].strip().lower()
     for label, value in (("ecosystem", ecosystem), ("type", kind), ("source", source)):
         if not value:
@@ -370,6 +372,8 @@ def _parse_air(raw: str, text: str) -> Ref:
         warnings.append(f"AIR type {kind!r} is not one sdhub knows; using the reference anyway")
     id_part = parts[5].strip()
     id_part = re.sub(r"\.[A-Za-z][A-Za-z0-9]*$", "", id_part)  # optional .format suffix
+    if not id_part:
+        raise _bad(raw, f"the AIR id is missing ({shape})")
     extra = {"air_ecosystem": ecosystem, "air_type": kind, "warnings": tuple(warnings)}
     if source == "civitai":
         ids, plus, file_id = id_part.partition("+")
@@ -378,6 +382,8 @@ def _parse_air(raw: str, text: str) -> Ref:
             raise _bad(raw, "the AIR id (model id) is empty")
         if not _DIGITS.match(model_id):
             raise _bad(raw, f"the AIR id {model_id!r} is not a Civitai model id (a number)")
+        if at and not version_id:
+            raise _bad(raw, "the AIR version (after '@') is empty")
         if at and not _DIGITS.match(version_id):
             raise _bad(raw, f"the AIR version {version_id!r} is not a Civitai version id (a number)")
         if plus and not _DIGITS.match(file_id):
