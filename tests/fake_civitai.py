@@ -148,6 +148,8 @@ class FakeCivitai:
 
     # -- JSON shapes --
     def _file_json(self, v: CVersion, f: CFile) -> dict[str, Any]:
+        # The file object of the recorded /api/v1/model-versions/{id} example (sources.md §1.4, from
+        # civitai/civitai-developer-docs site/reference/model-versions.md and a live capture): same keys, same order.
         hashes = civitai_hashes(f.data)
         if f.published_sha256:
             hashes["SHA256"] = f.published_sha256.upper()
@@ -176,6 +178,8 @@ class FakeCivitai:
         }
 
     def _version_json(self, m: CModel, v: CVersion, *, full: bool) -> dict[str, Any]:
+        # A version as the recorded examples show it: inside a model (sources.md §1.2, "modelVersions":[…]) and,
+        # with ``full``, on its own with modelId/air/status/model (§1.4, src/pages/api/v1/model-versions/[id].ts).
         data: dict[str, Any] = {
             "id": v.id,
             "name": v.name,
@@ -334,7 +338,8 @@ class FakeCivitai:
                 headers = {"Retry-After": self.retry_after} if self.retry_after else {}
                 return json_reply({"error": "Too Many Requests"}, 429, headers)
             if self.model_fail_status:
-                # What Cloudflare in front of Civitai sends when the origin is down: an HTML page, not JSON.
+                # An outage answers from the edge with an HTML page, not Civitai's JSON (sources.md §5.7: 429s and
+                # Cloudflare HTML when scanning many files; §1.1: back off on 429/5xx only).
                 return Reply(self.model_fail_status, {"Content-Type": "text/html"},
                              b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
             if mid not in self.models:

@@ -62,6 +62,9 @@ class FakeLiblib:
         return model
 
     def _version_json(self, v: LVersion) -> dict[str, Any]:
+        # The getByUuid skeleton of sources.md §3.1 (the union of the fields kaiery/liblib_helper, lilei105/LiblibDownload
+        # and sethgggg/…LiblibAI-Helper read); versions come newest first there. No public capture records the
+        # format of createTime, so a date is served and the plugin shows it as given.
         attachment: dict[str, Any] = {"modelSource": None, "modelSourceName": v.filename}
         if v.data is not None:
             sha = hashlib.sha256(v.data).hexdigest()
@@ -102,6 +105,7 @@ class FakeLiblib:
             for m in self.models.values():
                 for v in m.versions:
                     if v.data is not None and hashlib.sha256(v.data).hexdigest() == sha:
+                        # A hit's shape is undocumented (sources.md §3.3): these are the keys tools read defensively.
                         return json_reply({"code": 0, "msg": "", "data": {
                             "modelUuid": m.uuid, "versionUuid": v.uuid, "name": v.name,
                             "baseTypeName": v.base_type_name, "triggerWord": v.trigger}})

@@ -267,3 +267,74 @@ def test_malformed_air_names_the_wrong_part():
         with pytest.raises(BadReferenceError, match=None) as exc:
             parse(text)
         assert says in str(exc.value) and "\n" not in str(exc.value)
+
+
+# -- plugin sources ---------------------------------------------------------------------------------
+
+
+def _link(hub: Hub, source: str, model_id: str, n: int) -> None:
+    with hub.catalogue.transaction() as s:
+        row = hub.catalogue.upsert_file(s, path=f"/models/{source}-{n}.safetensors", values={
+            "name": f"{source}-{n}.safetensors", "format": "safetensors", "size": 1, "mtime_ns": 0, "device": 0,
+            "inode": 10_000 + n, "sha256": f"{10_000 + n:064x}"})
+        hub.catalogue.link_source(s, row, SourceInfo(source=source, model_id=model_id, version_id="1"))
+
+
+def test_plugin_sources_without_updates_or_failing_do_not_hide_the_others(hub, world, plugin_registration):
+    from hub import hookimpl
+    from hub.sources import Source
+    from hub.sources.updates import UpdateInfo, error_row, fetch_each, group_by_model
+
+    class Quiet(Source):  # implements no updates_for
+        name = "quiet"
+
+        def search(self, ctx, query):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+        def plan(self, ctx, ref):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class Broken(Quiet):
+        name = "broken"
+
+        def updates_for(self, ctx, installed, cache):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    class Shelf(Quiet):  # the docs/plugins.md example, against the fake Civitai's model endpoint
+        name = "shelf"
+
+        def updates_for(self, ctx, installed, cache):  # type: ignore[no-untyped-def]
+            groups = group_by_model(installed)
+            url = world["civitai"].api.url
+            fetch = lambda ids: fetch_each(ids, lambda mid: ctx.http.json("GET", f"{url}/api/v1/models/{mid}"))  # noqa: E731
+            answers = cache.answers({mid: f"shelf:{mid}" for mid in groups}, fetch)
+            rows = []
+            for mid, items in groups.items():
+                answer = answers[mid]
+                for item in items:
+                    if not answer.ok:
+                        rows.append(error_row(item, "shelf", answer.error))
+                        continue
+                    newest = str(answer.data["modelVersions"][0]["id"])
+                    rows.append(UpdateInfo(source="shelf", record_id=item.record_id, path=item.path, model_id=mid,
+                                           installed_version=item.info.version_id, newest_version=newest,
+                                           ref=f"shelf:{mid}@{newest}", status="update",
+                                           newer=[{"version": newest, "ref": f"shelf:{mid}@{newest}"}],
+                                           checked_at=answer.fetched_at, from_cache=answer.from_cache))
+            return rows
+
+    class Plugin:
+        @hookimpl
+        def register_sources(self, register):  # type: ignore[no-untyped-def]
+            for source in (Quiet(), Broken(), Shelf()):
+                register(source)
+
+    plugin_registration(Plugin(), "update-test-sources")
+    install(hub, "civitai:502@611")
+    for n, name in enumerate(("quiet", "broken", "shelf")):
+        _link(hub, name, "501", n)
+    report = hub.updates()
+    status = {r.source: r.status for r in report.rows}
+    assert status == {"civitai": "current", "quiet": "unsupported", "broken": "error", "shelf": "update"}
+    assert "boom" in report.errors["broken"] and set(report.errors) == {"broken"}
+    assert [r.ref for r in report.rows if r.source == "shelf"] == ["shelf:501@603"]

@@ -172,7 +172,7 @@ def _print_result(result: Any, quiet: bool) -> None:
     if quiet:
         return
     if result.status == "up-to-date":
-        click.echo(f"up to date: {result.path}")
+        click.echo(f"up to date: the newest version is installed at {result.path}")
         return
     if result.status == "already-installed":
         click.echo(f"already installed: {result.path}")
@@ -266,8 +266,8 @@ def updates(refs: tuple[str, ...], offline: bool, as_json: bool) -> None:
         if r.status == "update" and r.downloadable is False:
             ea = (ea + ", " if ea else "") + "no download"
         rows.append([f"#{r.record_id}" if r.record_id is not None else "", _clip(r.path.rsplit("/", 1)[-1], 36),
-                     r.source, _clip(_version(r.installed_version_name, r.installed_version), 18),
-                     _clip(_version(r.newest_version_name, r.newest_version), 18) if r.status != "error" else "",
+                     r.source, _clip(_version(r.installed_version_name, r.installed_version), 24),
+                     _clip(_version(r.newest_version_name, r.newest_version), 24) if r.status != "error" else "",
                      (r.published_at or "")[:10] if r.status == "update" else "", ea, what])
     print_table(rows, ["ID", "FILE", "SOURCE", "INSTALLED", "NEWEST", "PUBLISHED", "EARLY ACCESS", "UPDATE"],
                 empty="(no installed files with a source)")
@@ -285,8 +285,8 @@ def updates(refs: tuple[str, ...], offline: bool, as_json: bool) -> None:
 
 
 def _version(name: str | None, version_id: str | None) -> str:
-    """``v2.0 (130072)``; a Hugging Face commit shortened to 12 characters."""
-    vid = (version_id or "")[:12] if version_id and len(version_id) == 40 else (version_id or "")
+    """``v2.0 (130072)``; a Hugging Face commit or a LiblibAI uuid shortened to 10 characters."""
+    vid = (version_id or "")[:10] if version_id and len(version_id) > 16 else (version_id or "")
     if name and vid and name != version_id:
         return f"{name} ({vid})"
     return name or vid

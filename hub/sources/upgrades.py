@@ -245,8 +245,7 @@ def upgrade(hub: Hub, ref: str, *, ctx: SourceContext | None = None, **install_k
     target, rows = next(iter(wanted.items()))
     there = _installed_target(hub, target)
     if there is not None:
-        return InstallResult(ref=target, status="up-to-date", record=there, path=there.path, warnings=[
-            f"the newest version ({target}) is installed already, at {there.path}"])
+        return InstallResult(ref=target, status="up-to-date", record=there, path=there.path)
     result = install(hub, target, force=True, ctx=ctx, **install_kwargs)
     result.upgraded_from = [r.path for r in rows if r.path and r.path != result.path]
     for row in rows:
@@ -262,10 +261,9 @@ def _no_upgrade(ref: str, report: UpdatesReport) -> InstallResult:
     current = [r for r in rows if r.status == "current"]
     if rows and len(current) == len(rows):
         row = current[0]
-        return InstallResult(ref=ref, status="up-to-date", path=row.path, warnings=[
-            f"{row.path} is the newest version ({row.newest_version_name or row.newest_version})"
-            + (f" (the source's answer is {age_text(time.time() - row.checked_at)} old)" if row.from_cache
-               and row.checked_at else "")])
+        return InstallResult(ref=row.ref or ref, status="up-to-date", path=row.path, warnings=[
+            f"the source did not answer now; its answer from {age_text(time.time() - row.checked_at)} ago says"
+            f" this is the newest version" for row in current[:1] if row.from_cache and row.checked_at])
     stuck = [r for r in rows if r.update_available]
     if stuck:
         row = stuck[0]
