@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.identify import identify_path, registered_families
+from hub.identify import identify_path
+from hub.plugins import registered_families
 from tests.headers import fixture_names, load_spec, write_fixture
 
 PER_FILE = ["sd15", "sd15_inpaint", "sdxl_base", "sd3_medium", "sd35_large", "flux_dev", "flux_dev_fp8_aio",

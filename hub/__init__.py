@@ -30,8 +30,7 @@ __all__ = [
 # The CLI and plugins import these from ``hub``, never from the module behind them.
 _LAZY: dict[str, tuple[str, str]] = {
     "Hub": (".api", "Hub"),
-    "identify": (".identify", "identify_path"),
-    "identify_path": (".identify", "identify_path"),
+    "identify": (".", "identify_path"),
     "Identification": (".identify", "Identification"),
     "fingerprint_file": (".files.fingerprint", "fingerprint_file"),
     "Fingerprints": (".files.fingerprint", "Fingerprints"),
@@ -87,9 +86,20 @@ def pipeline(ref: str, **kwargs: Any) -> Any:
     return _pipeline(ref, **kwargs)
 
 
+def identify_path(path: Any, *, families: Any = None) -> Any:
+    """Identify the model file or diffusers folder at ``path`` from its header (see :mod:`hub.identify`).
+
+    ``families`` defaults to the table the plugins registered (the built-ins included).
+    """
+    from .identify import identify_path as _identify
+    from .plugins import registered_families
+
+    return _identify(path, families=registered_families() if families is None else families)
+
+
 def check_compatible(base: Any, addon: Any) -> Any:
     """Whether ``addon`` (LoRA, VAE, embedding) fits ``base``, and why not. Accepts paths or Identifications."""
-    from .identify import check_compatible as _check, identify_path
+    from .identify import check_compatible as _check
 
     if not hasattr(base, "family"):
         base = identify_path(base)

@@ -345,9 +345,10 @@ class Hub:
 
     def _identify(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
         from .identify import identify_path
+        from .plugins import registered_families
 
         try:
-            return identify_path(path).to_dict(), None
+            return identify_path(path, families=registered_families()).to_dict(), None
         except SdhubError as exc:
             return None, str(exc)
         except OSError as exc:
@@ -584,8 +585,9 @@ class Hub:
             if not path.exists():
                 raise FileAccessError(f"{path}: catalogued but no longer on disk")
             from .identify import identify_path
+            from .plugins import registered_families
 
-            ident = identify_path(path).to_dict()
+            ident = identify_path(path, families=registered_families()).to_dict()
         data: dict[str, Any] = {**ident}
         data["path"] = str(path.resolve()) if path.exists() else str(path)
         data["size"] = record.size if record else _stat_key(path)[2]

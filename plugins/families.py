@@ -1041,3 +1041,8 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
 def register_families(register: Any) -> None:
     for family in BUILTIN_FAMILIES + FOREIGN_FAMILIES:
         register(family)
+
+
+def builtin_families() -> list[Family]:
+    """The built-in table without going through the plugin manager (for tests and tools that want only these)."""
+    return list(BUILTIN_FAMILIES) + list(FOREIGN_FAMILIES)

@@ -197,3 +197,19 @@ def test_every_package_is_installed() -> None:
     on_disk |= {"hub_plugins"} if (ROOT / "plugins" / "__init__.py").exists() else set()
     assert sorted(on_disk - listed) == [], "packages missing from [tool.setuptools] packages in pyproject.toml"
     assert sorted(listed - on_disk) == [], "pyproject.toml lists packages that do not exist"
+
+
+PURE_ROOMS = ("hub.identify", "hub.files", "hub.sources.refs", "hub.resources.read", "hub.resources.infotext",
+              "hub.resources.comfyui")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if m.startswith(PURE_ROOMS)))
+def test_pure_rooms_take_their_tables_as_arguments(module: str) -> None:
+    """Identification and the file readers never reach into the plugin manager, the catalogue or the built-in plugins."""
+    graph = import_graph()
+    reached = sorted(dep for dep in graph[module] if dep.startswith(("hub.plugins", "hub.catalogue", "hub.api")))
+    assert reached == [], f"{module} imports {reached}; pass what it needs as an argument instead"
+    source = _modules()[module].read_text(encoding="utf-8")
+    assert "hub_plugins" not in "".join(
+        line for line in source.splitlines(keepends=True) if line.lstrip().startswith(("import ", "from "))
+    ), f"{module} imports a built-in plugin by name"

@@ -10,10 +10,10 @@ import pytest
 import hub
 from hub.identify import (
     Identification,
-    builtin_families,
     check_compatible,
     identify_path,
 )
+from hub_plugins.families import builtin_families
 from tests.headers import write_fixture, write_tensors
 
 FAMILIES = builtin_families()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import hub
 from hub import hookimpl
 from hub.errors import (
     EmptyFileError,
@@ -28,10 +29,10 @@ from hub.identify import (
     FamilyMatch,
     HeaderView,
     Identification,
-    builtin_families,
     identify_header,
     identify_path,
 )
+from hub_plugins.families import builtin_families
 from tests.headers import load_spec, write_fixture, write_sparse, write_tensors
 
 FAMILIES = builtin_families()
@@ -513,7 +514,7 @@ def test_plugin_family_takes_priority_through_the_registry(tmp_path: Path, plugi
     tensors = {k: tuple(v) for k, v in load_spec("sdxl_base")["tensors"].items()}
     tensors.update({"edm_mean": ("F32", [1, 4, 1, 1]), "edm_std": ("F32", [1, 4, 1, 1])})
     path = write_sparse(tmp_path / "playground.safetensors", tensors)
-    assert identify_path(path).family == "sdxl"  # built-ins only, through the plugin manager
+    assert hub.identify_path(path).family == "sdxl"  # built-ins only, through the plugin manager
 
     class PlaygroundPlugin:
         @hookimpl
@@ -521,10 +522,10 @@ def test_plugin_family_takes_priority_through_the_registry(tmp_path: Path, plugi
             register(_playground_family())
 
     plugin_registration(PlaygroundPlugin(), "playground")
-    ident = identify_path(path)
+    ident = hub.identify_path(path)
     assert (ident.family, ident.kind) == ("playground_v25", "checkpoint")
     assert ident.components == ["unet", "vae", "clip_l", "clip_g"]
-    assert identify_path(write_fixture(tmp_path, "sd15")).family == "sd1"  # the others still work
+    assert hub.identify_path(write_fixture(tmp_path, "sd15")).family == "sd1"  # the others still work
 
 
 # -- CLI -----------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.identify import Identification, builtin_families, identify_path
+from hub.identify import Identification, identify_path
+from hub_plugins.families import builtin_families
 from tests.headers import Tensors, write_sparse
 from tests.lora_layouts import from_model, subset
 

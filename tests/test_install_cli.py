@@ -216,11 +216,6 @@ def test_family_claimed_by_source_is_recorded(hub, world):
 
 
 def test_family_mismatch_is_flagged(hub, world):
-    pytest.importorskip("hub.identify", reason="identification area not merged yet")
-    from hub import identify as ident_mod
-
-    if not hasattr(ident_mod, "identify_path"):
-        pytest.skip("hub.identify.identify_path not available yet")
     result = install(hub, "civitai:1007")  # an SDXL LoRA that Civitai lists as SD 1.5
     assert result.record.family == "sdxl"
     assert result.family_mismatch and "SD 1.5" in result.family_mismatch

@@ -27,7 +27,8 @@ from hub.errors import (
     TruncatedFileError,
     UnsafePickleError,
 )
-from hub.identify import builtin_families, identify_path
+from hub.identify import identify_path
+from hub_plugins.families import builtin_families
 from hub.files.pickle_scan import scan_checkpoint
 from tests.headers import load_spec
 

@@ -481,7 +481,7 @@ def test_pipeline_follows_the_family_not_the_file_name(tmp_path: Path) -> None:
 def test_unplaceable_model_needs_family(tmp_path: Path) -> None:
     m = tiny_model("sd1")
     try:
-        from hub.identify import identify_path
+        from hub import identify_path
 
         family = identify_path(m.single_file).family
     except ImportError:
@@ -569,9 +569,6 @@ def test_cpu_offload_without_accelerate_names_the_package() -> None:
 
 
 def test_catalogue_reference_resolves_through_hub_resolve(tmp_path: Path) -> None:
-    pytest.importorskip("hub.sources.install")
-    if not hasattr(pytest.importorskip("hub.identify"), "identify_path"):
-        pytest.skip("scanning needs hub.identify.identify_path (identification area not merged yet)")
     m = tiny_model("sd1")
     models = tmp_path / "models"
     models.mkdir()
@@ -588,12 +585,9 @@ def test_catalogue_reference_resolves_through_hub_resolve(tmp_path: Path) -> Non
 
 
 def test_identified_family_picks_the_pipeline_whatever_the_name(tmp_path: Path) -> None:
-    identify = pytest.importorskip("hub.identify")
-    if not hasattr(identify, "identify_path"):
-        pytest.skip("identification area not merged yet")
     misleading = tmp_path / "sdxl-base-1.0-sd15-pruned"
     shutil.copytree(tiny_model("sd3").diffusers_dir, misleading)
-    assert identify.identify_path(misleading).family == "sd3"  # read from the folder's configs
+    assert hub.identify_path(misleading).family == "sd3"  # read from the folder's configs
     runtime = hub.pipeline(misleading)  # no --family
     assert runtime.family == "sd3" and runtime.pipeline.name == "stable-diffusion-3"
     assert pixels(runtime.generate("a red fox", steps=1, seed=1, **SIZE)).shape == (64, 64, 3)

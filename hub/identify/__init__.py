@@ -1,15 +1,15 @@
 """Identification: what every model file is, from its header alone.
 
     from hub.identify import identify_path, check_compatible
-    ident = identify_path("sd_xl_base_1.0.safetensors")   # reads ~300 KB of header, never the weights
+    ident = identify_path("sd_xl_base_1.0.safetensors", families=table)  # reads ~300 KB of header, never the weights
     ident.family, ident.kind, ident.variant              # "sdxl", "checkpoint", None
     ident.to_dict()                                      # what the catalogue stores
 
 Supported inputs: ``.safetensors`` (header validated as strictly as the safetensors library),
 PyTorch pickles ``.ckpt/.pt/.pth/.bin`` (tensor list read without executing the pickle), and
-diffusers folders (``model_index.json`` + component configs). Families come from the plugin
-registry (``register_families`` hook; the built-ins are ``hub_plugins.families``) unless
-``families=`` is given. Unknown is a fine answer; a wrong one is not: matchers only claim a family
+diffusers folders (``model_index.json`` + component configs). The family table is an argument: this
+room never reaches into the plugin manager. ``hub.identify_path`` (the public API) passes the registered
+families (``register_families`` hook; the built-ins are ``hub_plugins.families``) when none are given. Unknown is a fine answer; a wrong one is not: matchers only claim a family
 when its decisive shapes are all there, and every decision carries its evidence.
 """
 
@@ -58,34 +58,18 @@ __all__ = [
     "LoraModule",
     "LoraView",
     "base_model_claims",
-    "builtin_families",
     "check_compatible",
     "identify_header",
     "identify_path",
     "in_channels_variant",
     "prediction_from_metadata",
-    "registered_families",
     "shape_evidence",
 ]
 
 OTHER_MODEL_SUFFIXES = {".gguf": "GGUF", ".onnx": "ONNX", ".engine": "TensorRT engine", ".pb": "TensorFlow"}
 
 
-def registered_families() -> list[Family]:
-    """The families the plugin manager holds (built-ins and plugins), highest priority first."""
-    from .. import plugins
-
-    return sorted(plugins.get_registry("families"), key=lambda f: -f.priority)
-
-
-def builtin_families() -> list[Family]:
-    """The built-in table without going through plugins (for tests and tools that want only these)."""
-    from hub_plugins.families import BUILTIN_FAMILIES, FOREIGN_FAMILIES
-
-    return list(BUILTIN_FAMILIES) + list(FOREIGN_FAMILIES)
-
-
-def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | None = None) -> Identification:
+def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family]) -> Identification:
     """Identify the model file or diffusers folder at ``path`` from its header/configs.
 
     Raises a :class:`hub.errors.HeaderError` subclass (naming the file and the reason) for files
@@ -94,7 +78,7 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family] | 
     :class:`hub.errors.FileAccessError` when the path cannot be read.
     """
     p = Path(path)
-    fams = list(families) if families is not None else registered_families()
+    fams = list(families)
     if p.is_dir():
         from .diffusers_folder import identify_folder
 
@@ -183,10 +167,10 @@ def _identify_pickle(p: Path, fams: Sequence[Family]) -> Identification:
     return ident
 
 
-def identify_header(raw: dict, metadata: dict[str, str] | None = None, *, families: Iterable[Family] | None = None,
+def identify_header(raw: dict, metadata: dict[str, str] | None = None, *, families: Iterable[Family],
                     fmt: str = "safetensors") -> Identification:
     """Identify an already-parsed header (``{name: {"dtype", "shape", ...}}``), e.g. from a remote range read."""
     from .classify import identify_view
 
-    fams = list(families) if families is not None else registered_families()
+    fams = list(families)
     return identify_view(HeaderView(raw, metadata or {}), fams, fmt=fmt)

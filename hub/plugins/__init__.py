@@ -110,6 +110,11 @@ def _item_type(spec: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def registered_families() -> list[Any]:
+    """The family table identification uses by default: built-ins and plugins', highest priority first."""
+    return sorted(get_registry("families"), key=lambda f: -f.priority)
+
+
 def get_registry(kind: str) -> Registry[Any]:
     """The registry of ``kind`` ("sources", "samplers", "pipelines", "families"), filled on first use."""
     if kind in _registries:

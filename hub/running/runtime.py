@@ -218,9 +218,10 @@ def _identify(path: Path) -> Any:
     """hub.identify's answer, or None while that area is not installed."""
     try:
         from ..identify import identify_path
+        from ..plugins import registered_families
     except ImportError:
         return None
-    return identify_path(path)
+    return identify_path(path, families=registered_families())
 
 
 def model_to_run(res: Resolved, family: str | None = None, default_family: str | None = None) -> ModelToRun:

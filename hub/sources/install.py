@@ -431,10 +431,11 @@ def _identify(path: Path) -> Any:
     """The Identification of ``path``; None lets ``register_file`` identify (and record why it failed)."""
     try:
         from ..identify import identify_path
+        from ..plugins import registered_families
     except ImportError:
         return _NotIdentified()
     try:
-        return identify_path(path)
+        return identify_path(path, families=registered_families())
     except (SdhubError, OSError):
         return None
 

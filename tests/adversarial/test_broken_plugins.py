@@ -56,7 +56,7 @@ def test_family_hook_registering_garbage_is_named_and_identify_still_works(plugi
             register(garbage)
 
     plugin_registration(Garbage(), "garbage")
-    from hub.identify import identify_path
+    from hub import identify_path
 
     model = write_safetensors(tmp_path / "lora.safetensors", SDXL_LORA_KOHYA, {"ss_base_model_version": "sdxl_base_v1-0"})
     assert identify_path(model).family == "sdxl"
