@@ -113,6 +113,14 @@ def get_file(request: Request) -> Response:
 def file_content(request: Request) -> Response:
     found = _record_or_error(request)
     if isinstance(found, Response):
+        if found.status_code == 404:  # not in the store: fetched by its hash when the server pulls through
+            from .pull_through import puller
+
+            pull = puller(request)
+            if isinstance(pull, Response):
+                return pull
+            if pull is not None:
+                return pull.respond(request, f"sha256:{request.path_params['sha256'].lower()}")
         return found
     if found.format == "diffusers":
         return error_reply(409, f"{found.name} is a diffusers folder: fetch its files through /{{repo}}/resolve/…")

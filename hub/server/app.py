@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from ..errors import ServerError
 from .common import ServerState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,9 +31,17 @@ def create_app(hub: Hub, *, token: str | None = None, upstream: bool = False,
                extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The server for ``hub``'s store. ``token`` (None: read-only) guards writes and pull-through; ``upstream``
     lets a miss be fetched from the real sources."""
+    if upstream and token is None:
+        raise ServerError("--upstream needs --token-file: pull-through reaches the internet only for clients holding"
+                          " the token")
     routes: list[BaseRoute] = list(extra_routes)
     for group in _routers():
         routes.extend(group)
     app = Starlette(routes=routes)
-    app.state.sdhub = ServerState(hub=hub, token=token, upstream=upstream)
+    state = ServerState(hub=hub, token=token, upstream=upstream)
+    if upstream:
+        from .pull_through import PullThrough
+
+        state.extras["pull"] = PullThrough(hub)
+    app.state.sdhub = state
     return app

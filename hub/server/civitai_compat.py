@@ -201,7 +201,7 @@ def download(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     version = version_object(request, version_id)
     if version is None:
-        return error_reply(404, "File not found")
+        return _pull(request, version_id) or error_reply(404, "File not found")
     q = request.query_params
     files = [f for f in version["files"] if isinstance(f, dict)]
     if "fileId" in q:
@@ -213,14 +213,25 @@ def download(request: Request) -> Response:
     else:
         chosen = [f for f in files if f.get("primary")] or [f for f in files if f.get("type") == "Model"] or files[:1]
     if not chosen:
-        return error_reply(404, "File not found")
+        return _pull(request, version_id) or error_reply(404, "File not found")
     record = _held_file(request, version_id, chosen[0])
     if record is None:
-        return error_reply(404, "File not found")
+        return _pull(request, version_id, chosen[0].get("id")) or error_reply(404, "File not found")
     response = serve_record(record)
     name = str(chosen[0].get("name") or record.name)
     response.headers["content-disposition"] = _attachment(name)
     return response
+
+
+def _pull(request: Request, version_id: Any, file_id: Any = None) -> Response | None:
+    """A version (or one of its files) the store lacks, fetched from Civitai when this server pulls through."""
+    from .pull_through import puller
+
+    pull = puller(request)
+    if pull is None or isinstance(pull, Response):
+        return pull
+    file_id = file_id if file_id is not None else request.query_params.get("fileId")
+    return pull.respond(request, f"civitai:@{version_id}" + (f"/{file_id}" if file_id else ""))
 
 
 def _attachment(name: str) -> str:

@@ -192,8 +192,26 @@ def resolve(request: Request) -> Response:
 
 def _miss(request: Request, repo: str, revision: str, path: str) -> Response | None:
     """Pull-through for a file the store lacks, when this server may (otherwise None: answer the miss)."""
-    pull = state_of(request).extras.get("hf_pull")
-    return pull(request, repo, revision, path) if pull is not None else None
+    from .pull_through import puller
+
+    pull = puller(request)
+    if pull is None or isinstance(pull, Response):
+        return pull
+    ref = f"hf:{repo}/{path}" + ("" if revision == "main" else f"@{revision}")
+    return pull.respond(request, ref, headers_for=_plan_headers)
+
+
+def _plan_headers(plan: Any) -> dict[str, str]:
+    """The Hub's headers for a file still being fetched upstream, from the source's plan."""
+    extra = plan.extra or {}
+    headers = {"X-Repo-Commit": str(extra.get("commit") or "")}
+    if plan.sha256:
+        headers.update({"ETag": f'"{plan.sha256}"', "X-Linked-Etag": f'"{plan.sha256}"'})
+        if plan.size is not None:
+            headers["X-Linked-Size"] = str(plan.size)
+    elif extra.get("git_sha1"):
+        headers["ETag"] = f'"{extra["git_sha1"]}"'
+    return headers
 
 
 def file_reply(commit: str, f: RepoFile) -> Response:
