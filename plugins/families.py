@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub.plugins.hookspecs import hookimpl
+from hub import hookimpl
 from hub.identify import (
     DiffusersConfigs,
     Evidence,

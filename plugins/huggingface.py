@@ -41,9 +41,9 @@ from hub.errors import (
     SdhubError,
     SourceError,
 )
-from hub.plugins.hookspecs import hookimpl
+from hub import hookimpl
 from hub.sources.refs import Ref
-from hub.sources.protocol import (
+from hub.sources import (
     DownloadPlan,
     FetchedFile,
     RemoteFile,

@@ -24,10 +24,10 @@ import requests
 
 from hub.sources.download import error_message_from_body
 from hub.errors import AccessDeniedError, AuthRequiredError, RemoteNotFoundError, SdhubError, SourceError
-from hub.plugins.hookspecs import hookimpl
+from hub import hookimpl
 from hub.sources.refs import Ref
 from hub.sources.updates import InstalledFile, UpdateCache, UpdateInfo, error_row, fetch_each, group_by_model
-from hub.sources.protocol import (
+from hub.sources import (
     DownloadPlan,
     SearchPage,
     SearchQuery,

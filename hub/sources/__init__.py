@@ -12,7 +12,7 @@ from typing import Any
 __all__ = [
     "Source", "SourceContext", "SearchQuery", "SearchResult", "SearchPage", "DownloadPlan", "RemoteFile",
     "FetchedFile", "SourceInfo", "KIND_NAMES", "FAMILY_NAMES", "WEIGHT_SUFFIXES",
-    "get_sources", "get_source", "source_for", "url_hosts", "first_value",
+    "get_sources", "get_source", "source_for", "url_hosts", "first_value", "tag_names",
 ]
 
 
