@@ -29,7 +29,7 @@ from .errors import (
 )
 from .limits import hash_budget
 
-MODEL_SUFFIXES = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin"})
+MODEL_SUFFIXES = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf"})
 DIFFUSERS_MARKER = "model_index.json"
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 """``progress(label, total_bytes)`` returns a callback taking byte increments."""

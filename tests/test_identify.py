@@ -377,7 +377,7 @@ def test_bad_files_give_specific_errors(tmp_path: Path) -> None:
         identify_path(full, families=FAMILIES)
     gguf = tmp_path / "flux.gguf"
     gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
-    with pytest.raises(UnsupportedFormatError, match="GGUF"):
+    with pytest.raises(TruncatedFileError, match="GGUF"):
         identify_path(gguf, families=FAMILIES)
     text = tmp_path / "notes.txt"
     text.write_text("hello")

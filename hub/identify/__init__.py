@@ -6,8 +6,8 @@
     ident.to_dict()                                      # what the catalogue stores
 
 Supported inputs: ``.safetensors`` (header validated as strictly as the safetensors library),
-PyTorch pickles ``.ckpt/.pt/.pth/.bin`` (tensor list read without executing the pickle), and
-diffusers folders (``model_index.json`` + component configs). The family table is an argument: this
+PyTorch pickles ``.ckpt/.pt/.pth/.bin`` (tensor list read without executing the pickle), GGUF
+(``.gguf``: metadata and tensor infos, ``hub.files.gguf_header``), and diffusers folders (``model_index.json`` + component configs). The family table is an argument: this
 room never reaches into the plugin manager. ``hub.identify_path`` (the public API) passes the registered
 families (``register_families`` hook; the built-ins are ``hub_plugins.families``) when none are given. Unknown is a fine answer; a wrong one is not: matchers only claim a family
 when its decisive shapes are all there, and every decision carries its evidence.
@@ -66,7 +66,7 @@ __all__ = [
     "shape_evidence",
 ]
 
-OTHER_MODEL_SUFFIXES = {".gguf": "GGUF", ".onnx": "ONNX", ".engine": "TensorRT engine", ".pb": "TensorFlow"}
+OTHER_MODEL_SUFFIXES = {".onnx": "ONNX", ".engine": "TensorRT engine", ".pb": "TensorFlow"}
 
 
 def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family]) -> Identification:
@@ -101,10 +101,12 @@ def identify_path(path: str | os.PathLike[str], *, families: Iterable[Family]) -
             ident.details["container"] = "safetensors (under a PyTorch file name)"
             return ident
         return _identify_pickle(p, fams)
+    if name.endswith(".gguf"):
+        return _identify_gguf(p, fams)
     for suffix, what in OTHER_MODEL_SUFFIXES.items():
         if name.endswith(suffix):
-            raise UnsupportedFormatError(p, f"{what} files are not identified (safetensors, .ckpt/.pt/.bin and "
-                                            "diffusers folders are)")
+            raise UnsupportedFormatError(p, f"{what} files are not identified (safetensors, .ckpt/.pt/.bin, GGUF "
+                                            "and diffusers folders are)")
     return _identify_by_content(p, fams)
 
 
@@ -132,8 +134,22 @@ def _identify_by_content(p: Path, fams: Sequence[Family]) -> Identification:
         return _identify_pickle(p, fams)
     if _looks_like_safetensors(head):
         return _identify_safetensors(p, fams)
-    raise UnsupportedFormatError(p, "not a model file sdhub reads (safetensors, PyTorch checkpoint or diffusers "
-                                    "folder)")
+    if head.startswith(b"GGUF"):
+        return _identify_gguf(p, fams)
+    raise UnsupportedFormatError(p, "not a model file sdhub reads (safetensors, PyTorch checkpoint, GGUF or "
+                                    "diffusers folder)")
+
+
+def _identify_gguf(p: Path, fams: Sequence[Family]) -> Identification:
+    from .gguf import identify_gguf
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return identify_gguf(p, fams)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _identify_safetensors(p: Path, fams: Sequence[Family]) -> Identification:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped when the classifier's answers change, so stored identifications can be refreshed.
-IDENTIFY_VERSION = 14
+IDENTIFY_VERSION = 15
 
 KINDS = ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora", "embedding", "controlnet", "t2i_adapter",
          "ip_adapter", "clip_vision", "upscaler", "unknown")
