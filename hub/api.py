@@ -760,6 +760,23 @@ class Hub:
 
         return install_from(self, paths, **kwargs)
 
+    # -- the catalogue's schema ----------------------------------------------------------------
+    def db_status(self) -> Any:
+        """The catalogue's schema revision and what an upgrade would run (``sdhub db current``); changes nothing."""
+        from .catalogue.migrate import database_status
+
+        if self._catalogue is not None:  # already open, so already upgraded
+            from .catalogue.migrate import status
+
+            return status(self._catalogue.engine, self.settings.db_url)
+        return database_status(self.settings.db_url)
+
+    def db_upgrade(self) -> Any:
+        """Run the pending migrations now (``sdhub db upgrade``); opening the catalogue does the same."""
+        from .catalogue.migrate import upgrade_database
+
+        return upgrade_database(self.settings.db_url)
+
 
 def _special_file_error(path: Path) -> str | None:
     """"not a regular file (a FIFO ...)" for FIFOs, devices and sockets; None for files and folders."""

@@ -97,3 +97,26 @@ def extra_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
             del sys.modules[name]
     monkeypatch.undo()
     plugins.reload_plugins()
+
+
+def reset_postgres(url: str) -> None:
+    """Empty the scratch PostgreSQL database: every table, sequence and ``alembic_version`` goes."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as con:
+            con.execute(text("DROP SCHEMA public CASCADE"))
+            con.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """SDHUB_TEST_POSTGRES_URL, emptied first; the test is skipped where it is not set."""
+    url = os.environ.get("SDHUB_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set SDHUB_TEST_POSTGRES_URL to run against PostgreSQL")
+    reset_postgres(url)
+    return url

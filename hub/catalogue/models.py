@@ -6,8 +6,10 @@ known as, so one file can be known to several sources and one version can have s
 *search_terms* is a portable inverted index (term -> file) that keeps text search fast at 100k
 files on SQLite and PostgreSQL alike, with no dialect-specific SQL.
 
-Hex digests are stored lowercase. Changing anything here changes ``registry.db.schema``: regenerate
-it with ``python -m hub.catalogue.schema > registry.db.schema`` and bump ``SCHEMA_VERSION``.
+Hex digests are stored lowercase. Changing anything here needs an Alembic revision in
+``hub/catalogue/migrations/versions`` (``python -m hub.catalogue.migrate revision "what changed"``),
+``SCHEMA_VERSION`` set to its number, and ``registry.db.schema`` regenerated
+(``python -m hub.catalogue.schema > registry.db.schema``); tests/test_schema.py checks all three.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 4
+# The head revision's number (hub/catalogue/migrations/versions/NNNN_*.py), also schema_meta's marker.
+SCHEMA_VERSION = 5
 
 
 def utcnow() -> datetime:

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, inspect, or_, select, text
+from sqlalchemy import Engine, create_engine, delete, event, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from ..errors import CatalogueError, NotInCatalogueError, SchemaTooNewError
+from ..errors import CatalogueError, NotInCatalogueError
 from .models import (
-    SCHEMA_VERSION,
-    Base,
     File,
     FileSource,
     Link,
@@ -67,36 +65,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _m002_identify_version(con: Any, columns: set[str]) -> None:
-    """v2: remember which classifier identified a file, so a newer one re-identifies it."""
-    if "identify_version" not in columns:
-        con.execute(text("ALTER TABLE files ADD COLUMN identify_version INTEGER"))
-
-
-def _m003_sidecars_and_links(con: Any, columns: set[str]) -> None:
-    """v3: the ``sidecars`` and ``links`` tables; new tables only, which ``create_all`` adds after the steps."""
-
-
-def _m004_kind_mismatch(con: Any, columns: set[str]) -> None:
-    """v4: a file whose kind contradicts what its source claims (a Civitai "Checkpoint" that is a LoRA)."""
-    if "kind_mismatch" not in columns:
-        con.execute(text("ALTER TABLE files ADD COLUMN kind_mismatch TEXT"))
-
-
-# (schema version, step): each step upgrades from the version before it.
-MIGRATIONS: list[tuple[int, Callable[[Any, set[str]], None]]] = [
-    (2, _m002_identify_version),
-    (3, _m003_sidecars_and_links),
-    (4, _m004_kind_mismatch),
-]
-
-
 def _is_creation_race(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", exc) or exc).lower()
     return "already exists" in text or "unique constraint" in text or "duplicate" in text or "locked" in text
 
 
 def _describe_db_error(url: str, exc: BaseException) -> str:
+    from .migrate import display_url
+
+    url = display_url(url)  # never a PostgreSQL password in a message
     text = str(getattr(exc, "orig", exc) or exc)
     if "locked" in text or "busy" in text:
         return f"the catalogue at {url} is locked by another process; try again when it finishes"
@@ -138,45 +115,18 @@ class Catalogue:
             except CatalogueError:
                 raise
             except (SQLAlchemyError, OSError) as exc:
-                # Two processes opening a brand-new catalogue at once both try to create it; the
-                # loser sees "already exists" or a duplicate version row. Once the winner has
-                # committed, checking again simply passes.
+                # Upgrades run under a lock, but a writer that is not migrating (a long scan) can
+                # still hold SQLite past the lock wait; once it has committed, trying again passes.
                 if attempt < 4 and _is_creation_race(exc):
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise CatalogueError(_describe_db_error(self.url, exc)) from exc
 
     def _check_or_create_schema(self) -> None:
-        tables = set(inspect(self.engine).get_table_names())
-        if "schema_meta" in tables:
-            with self._sessions() as s:
-                row = s.get(SchemaMeta, "schema_version")
-            found = int(row.value) if row else 0
-            if found > SCHEMA_VERSION:
-                raise SchemaTooNewError(
-                    f"the catalogue at {self.url} has schema version {found}, newer than this sdhub "
-                    f"understands ({SCHEMA_VERSION}); upgrade sdhub (pip install -U sdhub)"
-                )
-            if found < SCHEMA_VERSION:
-                self._migrate(found)
-            return
-        known = {t.name for t in Base.metadata.sorted_tables}
-        if tables and not tables & known:
-            raise CatalogueError(f"the database at {self.url} has other tables and is not an sdhub catalogue")
-        Base.metadata.create_all(self.engine)
-        with self._sessions.begin() as s:
-            s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
+        """Create a new catalogue or upgrade an old one in place (Alembic revisions, under a lock)."""
+        from .migrate import upgrade
 
-    def _migrate(self, found: int) -> None:
-        """Bring an older schema up to date, one step per version, in one transaction (portable SQL only)."""
-        with self.engine.begin() as con:
-            columns = {c["name"] for c in inspect(con).get_columns("files")}
-            for version, step in MIGRATIONS:
-                if found < version:
-                    step(con, columns)
-        Base.metadata.create_all(self.engine)  # tables added by later versions
-        with self._sessions.begin() as s:
-            s.merge(SchemaMeta(key="schema_version", value=str(SCHEMA_VERSION)))
+        upgrade(self.engine, self.url)
 
     def schema_version(self) -> int:
         with self.session() as s:

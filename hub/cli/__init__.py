@@ -11,6 +11,7 @@ from .base import cli
 # Importing these modules attaches their commands to ``cli``.
 from . import (  # noqa: E402,F401
     catalogue_cmds,
+    db_cmds,
     fingerprint_cmds,
     identify_cmds,
     interop_cmds,
