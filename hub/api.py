@@ -264,15 +264,17 @@ class Hub:
                 continue
             repo = parts[0][len("models--"):].replace("--", "/")
             rev, rel = parts[2], "/".join(parts[3:])
-            with self.catalogue.transaction() as s:
-                if self.catalogue.has_source_version(s, entry.record_id, "hf", repo, rev):
-                    continue
-                row = self.catalogue.row(s, entry.record_id)
+            def work(s: Any, record_id: int = entry.record_id, repo: str = repo, rev: str = rev, rel: str = rel) -> None:
+                if self.catalogue.has_source_version(s, record_id, "hf", repo, rev):
+                    return
+                row = self.catalogue.row(s, record_id)
                 self.catalogue.link_source(s, row, SourceInfo(
                     source="hf", model_id=repo, version_id=rev, file_id=rel or None, model_name=repo,
                     original_filename=Path(rel).name if rel else repo.rsplit("/", 1)[-1], creator=repo.split("/")[0],
                     extra={"revision": rev, "path": rel, "hf_cache": str(root)}))
                 self.catalogue.reindex(s, row)
+
+            self.catalogue.write(work)
         return report
 
     def _scan_sidecars(self, report: ScanReport) -> None:
@@ -306,9 +308,11 @@ class Hub:
             now = {str(p): (size, mtime) for _, p, size, mtime in found}
             if entry.status == "unchanged" and old == now:
                 continue  # nothing beside it changed: not one sidecar read
-            items = []
-            with self.catalogue.transaction() as s:
-                row = self.catalogue.row(s, entry.record_id)
+
+            def work(s: Any, record_id: int = entry.record_id, path: Path = path,
+                     found: list[Any] = found) -> list[ScanEntry]:
+                items, distrusted = [], []
+                row = self.catalogue.row(s, record_id)
                 ours = {"sha256": row.sha256, "autov3": row.autov3, "crc32": row.crc32, "blake3": row.blake3,
                         "autov2": row.sha256[:10] if row.sha256 else None}
                 for fmt, sc_path, size, mtime in found:
@@ -321,8 +325,8 @@ class Hub:
                         problem = contradiction(data.get("hashes") or {}, ours)
                         if problem:
                             problem = f"not trusted: {problem}"
-                            report.entries.append(ScanEntry(str(sc_path), "distrusted", entry.record_id,
-                                                            f"sidecar of {path.name} {problem}"))
+                            distrusted.append(ScanEntry(str(sc_path), "distrusted", record_id,
+                                                        f"sidecar of {path.name} {problem}"))
                     items.append({"path": str(sc_path), "format": fmt, "size": size, "mtime_ns": mtime,
                                   "data": data, "problem": problem})
                 self.catalogue.set_sidecars(s, row, items)
@@ -342,6 +346,9 @@ class Hub:
                         extra={"from_sidecar": item["path"]},
                     ))
                 self.catalogue.reindex(s, row)
+                return distrusted
+
+            report.entries.extend(self.catalogue.write(work))  # another machine may read the same sidecars
 
     def _identify(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
         from .identify import identify_path
@@ -409,7 +416,7 @@ class Hub:
             return ScanEntry(spath, "error", message=_without_path(str(exc), spath))
         except OSError as exc:
             return ScanEntry(spath, "error", message=f"vanished or unreadable: {exc.strerror or exc}")
-        with self.catalogue.transaction() as s:
+        def work(s: Any) -> tuple[str, int]:
             existing = self.catalogue.by_path_row(s, spath)
             status = "updated" if existing is not None else "added"
             file_id = existing.id if existing is not None else None
@@ -420,19 +427,23 @@ class Hub:
             row = self.catalogue.upsert_file(s, path=spath, file_id=file_id,
                                              values=self._row_values(path, key, hashes, ident, ident_err))
             self.catalogue.reindex(s, row)
-            rid = row.id
+            return status, row.id
+
+        status, rid = self.catalogue.write(work)  # another machine scanning the same folder may add it first
         message = "moved from elsewhere (same SHA256)" if status == "moved" else ident_err
         return ScanEntry(spath, status, rid, message, (ident or {}).get("family"), (ident or {}).get("kind"))
 
     def _reidentify(self, file_id: int, path: Path, include_broken: bool = False) -> ScanEntry:
         ident, ident_err = self._identify(path)
-        with self.catalogue.transaction() as s:
+        def work(s: Any) -> None:
             row = self.catalogue.row(s, file_id)
             row.identification, row.identify_error = ident, ident_err
             row.identify_version = _identify_version()
             for k in ("family", "kind", "variant", "precision"):
                 setattr(row, k, (ident or {}).get(k))
             self.catalogue.reindex(s, row)
+
+        self.catalogue.write(work)
         if ident_err is not None and not include_broken:
             return _broken_entry(str(path), ident_err, file_id)
         return ScanEntry(str(path), "updated", file_id, ident_err, (ident or {}).get("family"), (ident or {}).get("kind"))
@@ -469,7 +480,7 @@ class Hub:
             key = _stat_key(src)
         except OSError as exc:
             raise FileAccessError(f"{src}: vanished or unreadable: {exc.strerror or exc}") from exc
-        with self.catalogue.transaction() as s:
+        def work(s: Any) -> int:
             existing = self.catalogue.by_path_row(s, str(final))
             row = self.catalogue.upsert_file(
                 s, path=str(final), file_id=existing.id if existing is not None else None,
@@ -479,13 +490,15 @@ class Hub:
             if source is not None:
                 self.catalogue.link_source(s, row, source)
             self.catalogue.reindex(s, row)
-            file_id = row.id
-            if move_from is not None and src != final:
+            if move_from is not None and src != final:  # last: a retried transaction has not moved anything yet
                 try:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, final)
                 except OSError as exc:  # the transaction rolls back: nothing registered, the file stays at src
                     raise FileAccessError(f"cannot move {src} to {final}: {exc.strerror or exc}") from exc
+            return row.id
+
+        file_id = self.catalogue.write(work)
         record = self.catalogue.get(file_id)
         assert record is not None
         from . import plugins
@@ -497,7 +510,7 @@ class Hub:
         """Link an already catalogued file to what a source says about it (``sdhub lookup``)."""
         mismatch = family_mismatch(record.identification, source)
         kind_flag = kind_mismatch(record.identification, source)
-        with self.catalogue.transaction() as s:
+        def work(s: Any) -> None:
             row = self.catalogue.row(s, record.id)
             self.catalogue.link_source(s, row, source)
             if mismatch:
@@ -505,6 +518,8 @@ class Hub:
             if kind_flag:
                 row.kind_mismatch = kind_flag
             self.catalogue.reindex(s, row)
+
+        self.catalogue.write(work)  # machines installing the same file through other refs attach at once
         updated = self.catalogue.get(record.id)
         assert updated is not None
         return updated

@@ -9,13 +9,14 @@ never leaves a half-registered file.
 from __future__ import annotations
 
 import os
+import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
@@ -36,6 +37,9 @@ from .models import (
 from .records import FileRecord, SourceInfo
 from .search_terms import prefix_upper_bound, query_terms, terms_of
 
+T = TypeVar("T")
+# How often a unit of work that lost a race to another process is run again (each try sees more committed rows).
+WRITE_ATTEMPTS = 8
 HASH_COLUMNS = ("sha256", "autov3", "blake3", "autov1", "crc32")
 
 
@@ -68,6 +72,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _is_creation_race(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", exc) or exc).lower()
     return "already exists" in text or "unique constraint" in text or "duplicate" in text or "locked" in text
+
+
+def _lost_a_race(exc: BaseException) -> bool:
+    """A unique violation, deadlock or lock timeout: another process got there first; trying again can pass."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if code in ("23505", "40001", "40P01", "55P03"):  # unique_violation, serialization, deadlock, lock_not_available
+        return True
+    text = str(getattr(exc, "orig", exc) or exc).lower()
+    return "unique constraint" in text or "database is locked" in text or "busy" in text
 
 
 def _describe_db_error(url: str, exc: BaseException) -> str:
@@ -154,6 +167,30 @@ class Catalogue:
         except (OperationalError, DatabaseError) as exc:
             raise CatalogueError(_describe_db_error(self.url, exc)) from exc
 
+    def write(self, work: Callable[[Session], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+        """Run ``work(session)`` as one transaction, again from the start when it lost a race to another process.
+
+        Several processes (machines) share a catalogue: two may insert the same path, model, version or
+        search term at once. The loser's transaction fails on the unique constraint (or, on PostgreSQL,
+        as a deadlock victim; on SQLite, past the lock wait) and is rolled back whole; run again, its
+        lookups now find the winner's committed rows and it updates them instead. ``work`` must
+        therefore be safe to repeat: read what it needs inside, and touch nothing outside the database
+        before its last statement.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._sessions.begin() as s:
+                    return work(s)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == attempts or not _lost_a_race(exc):
+                    if isinstance(exc, IntegrityError):
+                        raise CatalogueError(f"catalogue refused a duplicate or inconsistent entry: {exc.orig}") from exc
+                    raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+            except DatabaseError as exc:
+                raise CatalogueError(_describe_db_error(self.url, exc)) from exc
+            time.sleep(random.uniform(0.005, 0.03) * attempt)  # let the winner finish; do not retry in lock-step
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -217,21 +254,21 @@ class Catalogue:
 
     def by_source(self, source: str, model_id: str | None = None, version_id: str | None = None,
                   file_id: str | None = None) -> list[FileRecord]:
-        stmt = (
-            select(File)
-            .join(FileSource, FileSource.file_id == File.id)
+        ids = (
+            select(FileSource.file_id)
             .join(SourceVersion, SourceVersion.id == FileSource.version_id)
             .join(SourceModel, SourceModel.id == SourceVersion.model_id)
             .where(SourceModel.source == source)
         )
         if model_id is not None:
-            stmt = stmt.where(SourceModel.source_model_id == str(model_id))
+            ids = ids.where(SourceModel.source_model_id == str(model_id))
         if version_id is not None:
-            stmt = stmt.where(SourceVersion.source_version_id == str(version_id))
+            ids = ids.where(SourceVersion.source_version_id == str(version_id))
         if file_id is not None:
-            stmt = stmt.where(or_(FileSource.source_file_id == str(file_id), FileSource.original_filename == str(file_id)))
+            ids = ids.where(or_(FileSource.source_file_id == str(file_id), FileSource.original_filename == str(file_id)))
+        # IN, not JOIN + DISTINCT: PostgreSQL cannot compare json columns, so SELECT DISTINCT files.* fails there.
         with self.session() as s:
-            return self._records(s, stmt.distinct().order_by(File.id))
+            return self._records(s, select(File).where(File.id.in_(ids)).order_by(File.id))
 
     def list(self, *, family: str | None = None, kind: str | None = None, source: str | None = None,
              text: str | None = None, limit: int | None = None, offset: int = 0) -> list[FileRecord]:
@@ -412,7 +449,8 @@ class Catalogue:
         """Record (or update) links sdhub made, all in one transaction."""
         if not many:
             return
-        with self.transaction() as s:
+
+        def work(s: Session) -> None:
             existing = {r.path: r for r in s.scalars(select(Link).where(Link.path.in_([v["path"] for v in many])))}
             for values in many:
                 row = existing.get(values["path"])
@@ -423,6 +461,9 @@ class Catalogue:
                 else:
                     for k, v in values.items():
                         setattr(row, k, v)
+            s.flush()
+
+        self.write(work)  # another process linking the same folder may record the same paths first
 
     def forget_link(self, path: str) -> None:
         with self.transaction() as s:

@@ -9,6 +9,7 @@ copy under a model's name; a re-run finishes the tree. Nothing outside the targe
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,8 @@ def _is_ours(link: dict[str, Any] | None, dest: Path, target: Path) -> str | Non
 def _make(dest: Path, target: Path, order: list[str], report: LinkReport) -> str:
     """Create ``dest`` -> ``target`` with the first mode that works; returns the mode used."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f"{TMP_PREFIX}{dest.name}"
+    # A name of this run's own: another machine linking the same folder at once must not unlink or rename ours.
+    tmp = dest.parent / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{dest.name}"
     errors: list[str] = []
     for mode in order:
         try:

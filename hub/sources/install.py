@@ -579,9 +579,14 @@ def _register(hub: Hub, plan: DownloadPlan, fetched: FetchedFile, ready: Path) -
         return _reuse(hub, plan, existing, "same SHA-256 already in the store: the new copy was discarded")
     ident = _identify(ready)
     ident_dict = ident.to_dict() if ident is not None else None
-    target = _unique(store_path(hub, plan, ident_dict, fetched.filename), fp.sha256)
-    record = hub.register_file(target, source=plan.source_info, move_from=ready, fingerprints=fp,
-                               identification=ident)
+    wanted = store_path(hub, plan, ident_dict, fetched.filename)
+    # Machines installing different files that want the same store path (two "model.safetensors" of one
+    # kind and family) take turns choosing it, so neither moves its file over the other's.
+    place_lock = hashlib.sha256(str(wanted).encode()).hexdigest()[:24] + ".place.lock"
+    with file_lock(ready.parent / place_lock):
+        target = _unique(wanted, fp.sha256)
+        record = hub.register_file(target, source=plan.source_info, move_from=ready, fingerprints=fp,
+                                   identification=ident)
     warnings = list(plan.warnings)
     placed = hub.after_install(record, plan)
     if record.family_mismatch:
