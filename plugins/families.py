@@ -257,7 +257,7 @@ def _kolors_claimed(lv: LoraView) -> bool:
 def _unet_lora(lv: LoraView, family: str, width: int) -> FamilyMatch | None:
     place = placement(lv)
     cross = lora_cross_attention(lv)
-    if cross is not None:
+    if cross is not None and cross.in_features is not None:  # (IA3 and OFT factors do not give in-features)
         if cross.in_features != width or (place.unet_layers and family in place.ruled_out):
             return None
         return FamilyMatch(evidence=[Evidence("family", family, f"{cross.key} shape gives in_features "
@@ -301,7 +301,7 @@ def match_lora_sdxl_refiner(lv: LoraView) -> FamilyMatch | None:
 def _refute_unet_lora(lv: LoraView, family: str, width: int) -> str | None:
     """Why the adapted layers cannot belong to ``family``'s UNet (metadata must not override that)."""
     cross = lora_cross_attention(lv)
-    if cross is not None and cross.in_features != width:
+    if cross is not None and cross.in_features is not None and cross.in_features != width:
         return (f"{cross.key} has in_features {cross.in_features}, not the {width}-wide cross-attention "
                 f"context of {family}")
     place = placement(lv)

@@ -124,6 +124,8 @@ def _width(layer: str, module: LoraModule) -> int | None:
     """The block's channel count from one adapted layer (out-features are the safest: a LoHa/LoKr conv
     folds its kernel into the in-features)."""
     out, inp = module.out_features, module.in_features
+    if module.scale_width is not None:  # IA3 scales in- or out-features: only layers where both are C tell
+        return module.scale_width if layer in _SAME_IO else None
     if layer == "ff.net.0.proj":  # GEGLU: out = 2 x 4C
         return out // 8 if out and out % 8 == 0 else (inp if module.conv is not None or module.algo == "lora" else None)
     if out:
@@ -135,6 +137,8 @@ def _width(layer: str, module: LoraModule) -> int | None:
     return inp if layer not in _RES_NAMES else None
 
 
+_SAME_IO = {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_out.0", "proj_in",
+            "proj_out", "out_layers.3"}
 _RES_NAMES = {"in_layers.2", "out_layers.3", "emb_layers.1", "skip_connection", "conv1", "conv2", "time_emb_proj",
               "conv_shortcut"}
 _DIFF_RES = {"conv1": "in_layers.2", "conv2": "out_layers.3", "time_emb_proj": "emb_layers.1",

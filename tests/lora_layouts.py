@@ -62,3 +62,46 @@ def from_model(spec: str, strip: str, prefix: str, keep: Callable[[str], bool], 
         if dora:
             out[f"{name}.dora_scale"] = (dtype, [1, i, 1, 1] if conv else [1, i])
     return out
+
+
+def lycoris_from(fixture: str, keep: Callable[[str], bool], algo: str, dtype: str = "F16") -> Tensors:
+    """The fixture's adapted modules (from its lora_down [r, in(, k, k)] / lora_up [out, r] pairs) in another
+    LyCORIS algorithm's tensors, with the shapes LyCORIS' modules give them (lycoris/modules/*.py):
+
+    - ``ia3``: ``weight`` [out] (a conv's [1, out, 1, 1]; train_on_input off) and the 0-d ``on_input`` buffer;
+    - ``glora``: ``a1`` [in, r], ``a2`` [r, in], ``b1`` [out, r], ``b2`` [r, in] (convs: 1x1 kernels, b2 k x k);
+    - ``oft``: diag-OFT ``oft_blocks`` [blocks, out/blocks, out/blocks]; ``boft``: [boft_m, blocks, size, size]
+      with ``rescale`` [out, 1]; ``full``: ``diff`` [out, in(, k, k)] and ``diff_b`` [out].
+    """
+    spec = load_spec(fixture)["tensors"]
+    out: Tensors = {}
+    for key, (_dtype, down) in spec.items():
+        if not key.endswith(".lora_down.weight") or not keep(key):
+            continue
+        name = key[: -len(".lora_down.weight")]
+        o, i, r = spec[name + ".lora_up.weight"][1][0], down[1], down[0]
+        k = list(down[2:])
+        one = [1, 1] if k else []
+        if algo == "ia3":
+            out[f"{name}.weight"] = (dtype, [1, o, 1, 1] if k else [o])
+            out[f"{name}.on_input"] = ("I64", [])
+        elif algo == "glora":
+            out[f"{name}.a1.weight"] = (dtype, [i, r, *one])
+            out[f"{name}.a2.weight"] = (dtype, [r, i, *one])
+            out[f"{name}.b1.weight"] = (dtype, [o, r, *one])
+            out[f"{name}.b2.weight"] = (dtype, [r, i, *k])
+            out[f"{name}.alpha"] = ("F32", [])
+        elif algo in ("oft", "boft"):
+            blocks = next(n for n in (4, 2, 1) if o % n == 0)
+            if algo == "oft":
+                out[f"{name}.oft_blocks"] = (dtype, [blocks, o // blocks, o // blocks])
+            else:
+                out[f"{name}.oft_blocks"] = (dtype, [2, blocks, o // blocks, o // blocks])
+                out[f"{name}.rescale"] = (dtype, [o, 1, *one])
+            out[f"{name}.alpha"] = ("F32", [])
+        elif algo == "full":
+            out[f"{name}.diff"] = (dtype, [o, i, *k])
+            out[f"{name}.diff_b"] = (dtype, [o])
+        else:
+            raise ValueError(algo)
+    return out

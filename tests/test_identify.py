@@ -812,6 +812,27 @@ OTHER_KINDS: dict[str, tuple[dict[str, tuple[str, list[int]]], str, str, dict[st
     "realesrgan_x2plus": ({"conv_first.weight": ("F32", [64, 12, 3, 3]), "body.0.rdb1.conv1.weight": ("F32", [32, 64, 3, 3]),
                            "conv_up1.weight": ("F32", [64, 64, 3, 3]), "conv_last.weight": ("F32", [3, 64, 3, 3])},
                           "upscaler", "unknown", {"architecture": "RRDBNet", "scale": 2}),
+    # Stability control-lora-canny-rank128: SDXL ControlNet as LoRA pairs (.up/.down) beside a lora_controlnet marker
+    "control_lora_sdxl": ({"lora_controlnet": ("F16", [0]), "input_hint_block.0.weight": ("F16", [16, 3, 3, 3]),
+                           "zero_convs.0.0.weight": ("F16", [320, 320, 1, 1]),
+                           "label_emb.0.0.down": ("F16", [128, 2816]), "label_emb.0.0.up": ("F16", [1280, 128]),
+                           "input_blocks.4.1.transformer_blocks.0.attn2.to_k.down": ("F16", [128, 2048]),
+                           "input_blocks.4.1.transformer_blocks.0.attn2.to_k.up": ("F16", [640, 128]),
+                           "middle_block_out.0.weight": ("F16", [1280, 1280, 1, 1])},
+                          "controlnet", "sdxl", {"format": "control-lora", "rank": 128}),
+    # flux1-redux-dev: SigLIP so400m (1152) -> 3 x 4096 -> Flux's 4096-wide text tokens (ComfyUI ReduxImageEncoder)
+    "flux_redux": ({"redux_up.weight": ("BF16", [12288, 1152]), "redux_up.bias": ("BF16", [12288]),
+                    "redux_down.weight": ("BF16", [4096, 12288]), "redux_down.bias": ("BF16", [4096])},
+                   "style_model", "flux", {"image_features": 1152}),
+    # DAT x4 (spandrel's DATArch markers; embed 180, pixel-shuffle x2 twice)
+    "dat_x4": ({"conv_first.weight": ("F32", [180, 3, 3, 3]), "before_RG.1.weight": ("F32", [180]),
+                "layers.0.blocks.0.attn.attns.0.rpe_biases": ("F32", [945, 2]),
+                "layers.0.blocks.0.ffn.sg.conv.weight": ("F32", [360, 1, 3, 3]),
+                "conv_after_body.weight": ("F32", [180, 180, 3, 3]),
+                "conv_before_upsample.0.weight": ("F32", [64, 180, 3, 3]),
+                "upsample.0.weight": ("F32", [256, 64, 3, 3]), "upsample.2.weight": ("F32", [256, 64, 3, 3]),
+                "conv_last.weight": ("F32", [3, 64, 3, 3])},
+               "upscaler", "unknown", {"architecture": "DAT", "scale": 4}),
     "swinir": ({"conv_first.weight": ("F32", [180, 3, 3, 3]),
                 "layers.0.residual_group.blocks.0.attn.relative_position_bias_table": ("F32", [225, 6])},
                "upscaler", "unknown", {"architecture": "SwinIR"}),
@@ -827,3 +848,17 @@ def test_other_kinds(tmp_path: Path, name: str) -> None:
     for key, value in details.items():
         assert ident.details[key] == value
     assert ident.because("kind") and ident.because("family")
+
+
+def test_unknown_dit_names_what_it_saw(tmp_path: Path) -> None:
+    """A DiT no family covers (Genmo Mochi: ComfyUI's model_detection keys it by t5_yproj) is a diffusion model
+    of unknown family, and the answer lists its top-level modules and a telling shape."""
+    tensors = {"model.diffusion_model.t5_yproj.weight": ("BF16", [1536, 4096]),
+               "model.diffusion_model.x_embedder.proj.weight": ("BF16", [3072, 12, 2, 2])}
+    for i in range(48):
+        tensors[f"model.diffusion_model.blocks.{i}.attn.qkv_x.weight"] = ("BF16", [9216, 3072])
+    ident = identify_path(write_sparse(tmp_path / "mochi.safetensors", tensors), families=FAMILIES)
+    assert (ident.family, ident.kind, ident.components) == ("unknown", "diffusion_model", ["dit"])
+    seen = ident.because("family")[-1].because
+    assert "blocks.* (48)" in seen and "t5_yproj.* (1)" in seen
+    assert "model.diffusion_model.blocks.0.attn.qkv_x.weight shape [9216, 3072]" in seen

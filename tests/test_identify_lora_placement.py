@@ -16,7 +16,7 @@ import pytest
 from hub.identify import Identification, identify_path
 from hub_plugins.families import builtin_families
 from tests.headers import Tensors, write_sparse
-from tests.lora_layouts import from_model, subset
+from tests.lora_layouts import from_model, lycoris_from, subset
 
 FAMILIES = builtin_families()
 
@@ -204,3 +204,27 @@ def test_lokr_factors_place_unet_loras(tmp_path: Path) -> None:
     ident = _identify(tmp_path, tensors)
     assert (ident.family, ident.lora.format) == ("sdxl", "lycoris_lokr")  # type: ignore[union-attr]
     assert any("kron(w1" in e.because for e in ident.because("family"))
+
+
+# -- other LyCORIS algorithms (item 3) ---------------------------------------------------------------
+@pytest.mark.parametrize("algo,fmt", [("ia3", "lycoris_ia3"), ("glora", "lycoris_glora"), ("oft", "lycoris_oft"),
+                                      ("boft", "lycoris_oft"), ("full", "lycoris_full")])
+@pytest.mark.parametrize("fixture,family", [("lora_sdxl_kohya", "sdxl"), ("lora_sd15_kohya", "sd1"),
+                                            ("lora_flux_kohya", "flux")])
+def test_other_lycoris_algorithms(tmp_path: Path, algo: str, fmt: str, fixture: str, family: str) -> None:
+    """Each algorithm's factors give what they can: GLoRA and full diffs in and out features, OFT blocks the
+    out-features, IA3 one scale width (in or out: which is tensor data). The family is told where that is
+    enough, and never guessed where it is not."""
+    tensors = lycoris_from(fixture, lambda k: True, algo)
+    ident = _identify(tmp_path, tensors)
+    assert ident.kind == "lora" and ident.lora is not None and ident.lora.format == fmt
+    per_module = {"ia3": ".on_input", "glora": ".a1.weight", "oft": ".oft_blocks", "boft": ".oft_blocks",
+                  "full": ".diff"}[algo]
+    assert ident.lora.modules == sum(1 for k in tensors if k.endswith(per_module))
+    # Flux blocks are told by in-features, which IA3 and OFT do not carry
+    expected = "unknown" if family == "flux" and algo in ("ia3", "oft", "boft") else family
+    assert ident.family == expected, [str(e) for e in ident.because("family")]
+    if expected != "unknown":
+        assert _cites(ident, tensors)
+    else:
+        assert ident.because("family")[-1].value == "unknown" and not ident.warnings

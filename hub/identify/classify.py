@@ -293,7 +293,7 @@ def _metadata_check(ident: Identification, fams: Sequence[Family], metadata: dic
 # (kind, ComfyUI folder, A1111/Forge folder)
 UI_FOLDERS = {"controlnet": ("controlnet", "ControlNet"), "t2i_adapter": ("controlnet", "ControlNet"),
               "ip_adapter": ("ipadapter", "ControlNet"), "clip_vision": ("clip_vision", None),
-              "upscaler": ("upscale_models", "ESRGAN")}
+              "upscaler": ("upscale_models", "ESRGAN"), "style_model": ("style_models", None)}
 # UNet cross-attention context width -> family (architectures.md §3); for ControlNets/IP-Adapters.
 CONTEXT_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 CLIP_VISION = {1024: "ViT-L/14", 1280: "ViT-H/14", 1664: "ViT-bigG/14"}
@@ -325,6 +325,30 @@ def _set_kind(ident: Identification, kind: str, because: str, family: str | None
 def _identify_other_kind(view: HeaderView, ident: Identification) -> bool:
     """ControlNets, T2I-Adapters, IP-Adapters, CLIP vision encoders and upscalers, by their key layouts."""
     v = view
+    # Stability's Control-LoRAs (control-lora-canny-rank128...): an SDXL ControlNet whose large layers are
+    # LoRA pairs (<layer>.up / <layer>.down), marked by a lora_controlnet tensor (ComfyUI ControlLora,
+    # diffusers convert_sai_sd_control_lora_state_dict_to_peft)
+    if v.has("lora_controlnet") and v.has("input_hint_block.0.weight"):
+        key = next((k for k in v.keys("input_blocks.") if k.endswith(("attn2.to_k.down", "attn2.to_k.weight"))), None)
+        width = v.dim(key, 1) if key else None
+        fam = CONTEXT_FAMILY.get(width or 0)
+        ident.details["format"] = "control-lora"
+        down = next((k for k in v.keys("input_blocks.") if k.endswith(".down")), None)
+        if down:
+            ident.details["rank"] = v.dim(down, 0)
+        _set_kind(ident, "controlnet", "lora_controlnet marker and input_hint_block.*: Control-LoRA (ControlNet as "
+                                       "LoRA pairs)", fam,
+                  f"{key} shape {list(v.shape(key) or [])}: cross-attention width {width} of {fam}" if fam else None)
+        return True
+    # Flux Redux (flux1-redux-dev): SigLIP image features up to 3 x T5 width and back down to Flux's txt_in
+    if v.has("redux_up.weight") and v.has("redux_down.weight"):
+        up, down = v.shape("redux_up.weight") or (), v.shape("redux_down.weight") or ()
+        flux = len(up) == 2 and len(down) == 2 and down[0] == 4096 and up[0] == 3 * 4096
+        ident.details["image_features"] = up[1] if len(up) == 2 else None
+        _set_kind(ident, "style_model", f"redux_up.weight shape {list(up)}, redux_down.weight shape {list(down)}: "
+                                        "Flux Redux image-prompt adapter", "flux" if flux else None,
+                  "redux_down out-features 4096: Flux.1's T5 text-token width" if flux else None)
+        return True
     # ControlNet, original LDM layout (lllyasviel ControlNet, SDXL ControlNets): control_model.* with zero convs
     for prefix in ("control_model.", ""):
         if v.has(prefix + "input_hint_block.0.weight") and v.has(prefix + "zero_convs.0.0.weight"):
@@ -403,12 +427,58 @@ def _identify_other_kind(view: HeaderView, ident: Identification) -> bool:
         _set_kind(ident, "upscaler", f"conv_first.weight (in {in_ch}) and RRDB blocks: ESRGAN/Real-ESRGAN RRDBNet "
                                      "(BasicSR layout)", None, "upscalers are not tied to a diffusion family")
         return True
+    # DAT (Dual Aggregation Transformer; spandrel's DATArch markers)
+    if v.has("conv_first.weight") and v.has("before_RG.1.weight") and v.has("layers.0.blocks.0.attn.attns.0.rpe_biases"):
+        ident.details["architecture"] = "DAT"
+        scale = _pixelshuffle_scale(v, v.dim("conv_first.weight", 1) or 3)
+        if scale:
+            ident.details["scale"] = scale
+        _set_kind(ident, "upscaler", "conv_first, before_RG and layers.*.blocks.*.attn.attns.*.rpe_biases: DAT", None,
+                  "upscalers are not tied to a diffusion family")
+        return True
     if v.has("conv_first.weight") and v.has_prefix("layers.0.residual_group.blocks.0.attn.relative_position_bias_table"):
         ident.details["architecture"] = "SwinIR"
         _set_kind(ident, "upscaler", "conv_first.weight and layers.*.residual_group.*: SwinIR", None,
                   "upscalers are not tied to a diffusion family")
         return True
     return False
+
+
+def describe_layout(view: HeaderView, groups: int = 6) -> str:
+    """What an unplaced file holds, for its "unknown" answer: the top-level module names with their key
+    counts, and the first weight of the largest one with its shape."""
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for name in view.keys():
+        top = name.split(".", 1)[0]
+        counts[top] = counts.get(top, 0) + 1
+        if top not in first and name.endswith(".weight"):
+            first[top] = name
+    if not counts:
+        return "no tensors"
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{top}.* ({n})" for top, n in ranked[:groups])
+    if len(ranked) > groups:
+        text += f" and {len(ranked) - groups} more"
+    example = next((first[t] for t, _ in ranked if t in first), None)
+    if example:
+        text += f"; e.g. {view.full(example)} shape {list(view.shape(example) or [])}"
+    return text
+
+
+def _pixelshuffle_scale(v: HeaderView, in_ch: int) -> int | None:
+    """Upscale factor of a pixel-shuffle tail: ``upsample.N`` convs of 4 x num_feat out (x2 each) or one of 9 x
+    (x3) before ``conv_last``; ``upsample.0`` alone with in_ch x s^2 out is the direct variant."""
+    first = v.shape("upsample.0.weight")
+    if first is None or len(first) != 4:
+        return None
+    if not v.has("conv_last.weight"):  # pixelshuffledirect: in_ch x scale^2 channels
+        root = round((first[0] / in_ch) ** 0.5)
+        return root if root * root * in_ch == first[0] else None
+    if first[0] == 9 * first[1]:
+        return 3
+    steps = sum(1 for i in range(0, 16, 2) if v.has(f"upsample.{i}.weight"))
+    return 2 ** steps if first[0] == 4 * first[1] else None
 
 
 def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identification) -> None:
@@ -442,6 +512,8 @@ def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identific
         ident.components = order_components([denoiser] + comps)
         ident.evidence.append(Evidence("kind", ident.kind, f"{view.model.count()} keys under "
                                                            "'model.diffusion_model.' but no family matched"))
+        ident.evidence.append(Evidence("family", UNKNOWN, "no family's markers or widths fit; seen: "
+                                       + describe_layout(view.model)))
         ident.evidence.extend(comp_evidence)
         claimed = _metadata_check(ident, fams, view.metadata)
         if claimed is not None:
@@ -475,7 +547,8 @@ def _identify_weights(view: HeaderView, fams: Sequence[Family], ident: Identific
         ident.evidence.extend(comp_evidence)
         return
     ident.evidence.append(Evidence("kind", UNKNOWN, "no known key layout (not a UNet/DiT, VAE, text encoder, "
-                                                    "LoRA or embedding)"))
+                                                    "LoRA, embedding or another kind sdhub knows); seen: "
+                                                    + describe_layout(view)))
 
 
 def _single_or_claimed(ident: Identification, fams: Sequence[Family], metadata: dict[str, str],

@@ -56,24 +56,24 @@ ROLES: dict[str, str] = {
     "hada_t1": "loha", "hada_t2": "loha",
     "lokr_w1": "lokr", "lokr_w1_a": "lokr", "lokr_w1_b": "lokr", "lokr_w2": "lokr", "lokr_w2_a": "lokr",
     "lokr_w2_b": "lokr", "lokr_t2": "lokr",
-    "oft_blocks": "oft", "oft_diag": "oft", "rescale": "oft",
+    "oft_blocks": "oft", "oft_diag": "oft", "rescale": "oft", "on_input": "ia3",
     "a1": "glora", "a2": "glora", "b1": "glora", "b2": "glora",
     "diff": "full", "diff_b": "full",
     "alpha": "alpha", "dora_scale": "dora", "scale": "norm", "w_norm": "norm", "b_norm": "norm",
 }
 # One key per adapted module (for counting modules).
 PRIMARY_SUFFIXES = (".lora_down.weight", ".lora_A.weight", ".lora_A.default.weight", ".hada_w1_a",
-                    ".lokr_w1", ".lokr_w1_a", ".oft_blocks", ".a1.weight", ".down.weight")
+                    ".lokr_w1", ".lokr_w1_a", ".oft_blocks", ".a1.weight", ".down.weight", ".on_input", ".diff")
 _SAMPLE = 128
 # the key every adapted module has exactly once, per algorithm (alternatives counted together)
 _PRIMARY_BY_ALGO = {"lora": (".lora_down.weight",), "peft": (".lora_A.weight",), "loha": (".hada_w1_a",),
                     "lokr": (".lokr_w1",), "attnproc": (".down.weight",), "oft": (".oft_blocks",),
-                    "glora": (".a1.weight",), "full": (".diff",)}
+                    "glora": (".a1.weight",), "full": (".diff",), "ia3": (".on_input",)}
 _PRIMARY_BY_ALGO_GROUP = {".lora_down.weight": (".lora_down.weight",),
                           ".lora_A.weight": (".lora_A.weight", ".lora_A.default.weight"),
                           ".hada_w1_a": (".hada_w1_a",), ".lokr_w1": (".lokr_w1", ".lokr_w1_a"),
                           ".down.weight": (".down.weight",), ".oft_blocks": (".oft_blocks",),
-                          ".a1.weight": (".a1.weight",), ".diff": (".diff",)}
+                          ".a1.weight": (".a1.weight",), ".diff": (".diff",), ".on_input": (".on_input",)}
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,21 @@ class LoraModule:
     conv: bool | None = None
     #: How the widths were derived when no single factor holds them (LoKr's Kronecker product).
     how: str = ""
+    #: IA3's scale vector width: the layer's in- or out-features (which one is tensor data, not shape).
+    scale_width: int | None = None
 
     def describe(self, which: str = "in") -> str:
         return f"{self.key} ({self.algo}) {which}_features={self.in_features if which == 'in' else self.out_features}"
 
 
+# kohya-style module names (no dots) whose only tensor is ``<name>.weight``: LyCORIS IA3 scales
+_KOHYA_HEADS = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_", "lora_te3_", "lycoris_", "lora_transformer_")
+
+
 def role_of(name: str) -> str | None:
     head, _, last = name.rpartition(".")
+    if last == "weight" and "." not in head and head.startswith(_KOHYA_HEADS):
+        return "ia3"  # LyCORIS IA3: <module>.weight [train_dim] beside <module>.on_input
     if last == "weight" or last == "bias":
         head, _, last = head.rpartition(".")
         if last == "default":  # PEFT "lora_A.default.weight"
@@ -274,6 +282,24 @@ class LoraView:
         diff = shape(raw, name + ".diff")
         if diff is not None and len(diff) >= 2:
             return LoraModule(name + ".diff", "full", diff[1], diff[0], None, len(diff) == 4)
+        return self._lycoris_other(name)
+
+    def _lycoris_other(self, name: str) -> LoraModule | None:
+        """GLoRA (a1/a2/b1/b2), diag-OFT/BOFT (oft_blocks) and IA3 (weight + on_input) modules."""
+        raw = self.raw
+        b2, b1 = _shape(raw, name + ".b2.weight"), _shape(raw, name + ".b1.weight")
+        if b2 is not None and b1 is not None and len(b2) >= 2:  # b2 [r, in(, k, k)], b1 [out, r(, 1, 1)]
+            return LoraModule(name + ".b2.weight", "glora", b2[1], b1[0], b2[0], len(b2) == 4)
+        blocks = _shape(raw, name + ".oft_blocks")
+        if blocks is not None and len(blocks) in (3, 4):  # [(boft_m,) n_blocks, size, size]: out = n x size
+            out = blocks[-3] * blocks[-1]
+            return LoraModule(name + ".oft_blocks", "oft", None, out, None,
+                              how=f"oft_blocks {list(blocks)}: {blocks[-3]} blocks of {blocks[-1]} = {out} out-features")
+        scale = _shape(raw, name + ".weight")
+        if scale is not None and name + ".on_input" in raw and 1 <= len(scale):
+            width = max(scale) if len(scale) > 1 else scale[0]  # [d] (linear) or [1, d, 1, 1] (conv)
+            return LoraModule(name + ".weight", "ia3", None, None, None, len(scale) == 4,
+                              how=f"IA3 scale over {width} features", scale_width=width)
         return None
 
     def _lokr(self, name: str) -> LoraModule | None:
@@ -374,8 +400,13 @@ def lora_format(lv: LoraView, algos: Counter[str], metadata: dict[str, str]) -> 
         if lv.view.has_prefix("unet.input_blocks.") or lv.view.has_prefix("unet.output_blocks."):
             return "onetrainer", "unet.<SGM block names> with lora_down/lora_up keys (OneTrainer's own format)"
         return "diffusers", "dotted module names with lora_down/lora_up keys"
+    names = {"ia3": "<module>.weight + .on_input (LyCORIS IA3)", "oft": "oft_blocks keys (LyCORIS diag-OFT/BOFT, "
+             "or kohya OFT)", "glora": "a1/a2/b1/b2 keys (LyCORIS GLoRA)", "full": ".diff/.diff_b keys (LyCORIS full "
+             "weight differences)"}
+    if top == "oft" and module.startswith("networks.oft"):
+        return "kohya_oft", "oft_blocks keys with ss_network_module=networks.oft (kohya OFT)"
     if top is not None:
-        return f"lycoris_{top}", f"{top} keys (LyCORIS)"
+        return f"lycoris_{top}", names.get(top, f"{top} keys (LyCORIS)")
     return "unknown", "no known LoRA key suffix"
 
 

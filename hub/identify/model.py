@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped when the classifier's answers change, so stored identifications can be refreshed.
-IDENTIFY_VERSION = 15
+IDENTIFY_VERSION = 16
 
 KINDS = ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora", "embedding", "controlnet", "t2i_adapter",
-         "ip_adapter", "clip_vision", "upscaler", "unknown")
+         "ip_adapter", "clip_vision", "upscaler", "style_model", "unknown")
 UNKNOWN = "unknown"
 
 
