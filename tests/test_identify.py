@@ -795,6 +795,13 @@ OTHER_KINDS: dict[str, tuple[dict[str, tuple[str, list[int]]], str, str, dict[st
                               "controlnet", "flux", {}),
     "t2i_adapter_sd15": (_f16(conv_in__weight=[320, 192, 3, 3], body__0__block1__weight=[320, 320, 3, 3]),
                          "t2i_adapter", "unknown", {}),
+    # diffusers T2IAdapter full_adapter_xl (TencentARC/t2i-adapter-*-sdxl-1.0): 3 x 16 x 16 unshuffled pixels
+    "t2i_adapter_sdxl": (_f16(adapter__conv_in__weight=[320, 768, 3, 3],
+                              adapter__body__0__resnets__0__block1__weight=[320, 320, 3, 3]), "t2i_adapter", "sdxl", {}),
+    # realesr-general-x4v3 (SRVGGNetCompact num_feat 64, num_conv 32): body.0 conv, PReLUs, last conv 3 x 4 x 4
+    "realesrgan_compact_x4": ({**{f"body.{i}.weight": ("F32", [64, 64, 3, 3] if i % 2 == 0 else [64]) for i in range(1, 66)},
+                               "body.0.weight": ("F32", [64, 3, 3, 3]), "body.66.weight": ("F32", [48, 64, 3, 3])},
+                              "upscaler", "unknown", {"architecture": "SRVGGNetCompact", "scale": 4}),
     "ip_adapter_sd15": (_f16(image_proj__proj__weight=[3072, 1024], image_proj__norm__weight=[768],
                              ip_adapter__1__to_k_ip__weight=[320, 768], ip_adapter__1__to_v_ip__weight=[320, 768]),
                         "ip_adapter", "sd1", {}),

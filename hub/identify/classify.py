@@ -386,7 +386,17 @@ def _identify_other_kind(view: HeaderView, ident: Identification) -> bool:
     for prefix in ("", "adapter."):
         if v.has(prefix + "conv_in.weight") and (v.has(prefix + "body.0.block1.weight")
                                                  or v.has(prefix + "body.0.resnets.0.block1.weight")):
-            _set_kind(ident, "t2i_adapter", f"{v.full(prefix + 'conv_in.weight')} and {prefix}body.*: T2I-Adapter")
+            # conv_in sees the control image pixel-unshuffled: 8 x 8 for SD1/SD2's adapters (64 = 1 x 64,
+            # 192 = 3 x 64 input features), 16 x 16 for SDXL's full_adapter_xl (256 or 768)
+            cin = v.dim(prefix + "conv_in.weight", 1)
+            fam = "sdxl" if cin in (256, 768) else None
+            _set_kind(ident, "t2i_adapter", f"{v.full(prefix + 'conv_in.weight')} and {prefix}body.*: T2I-Adapter", fam,
+                      f"{v.full(prefix + 'conv_in.weight')} in-features {cin}: the control image unshuffled 16 x 16 "
+                      "(SDXL's adapters)" if fam else
+                      f"{v.full(prefix + 'conv_in.weight')} in-features {cin}: unshuffled 8 x 8, the SD1 and SD2 "
+                      "adapters' factor" if cin in (64, 192) else None)
+            if cin in (64, 192):
+                ident.candidates = ["sd1", "sd2"]
             return True
     # IP-Adapter (image_proj.* + ip_adapter.*), XLabs Flux IP-Adapter
     if v.has_prefix("image_proj.") and v.has_prefix("ip_adapter."):
@@ -436,6 +446,21 @@ def _identify_other_kind(view: HeaderView, ident: Identification) -> bool:
         _set_kind(ident, "upscaler", "conv_first, before_RG and layers.*.blocks.*.attn.attns.*.rpe_biases: DAT", None,
                   "upscalers are not tied to a diffusion family")
         return True
+    # Real-ESRGAN SRVGGNetCompact (realesr-general-x4v3, animevideov3): body.0 conv, body.1 PReLU, ... and a last
+    # conv of in_ch x scale^2 outputs before the pixel shuffle
+    first, prelu = v.shape("body.0.weight"), v.shape("body.1.weight")
+    if first is not None and len(first) == 4 and prelu is not None and len(prelu) == 1 and not v.has("conv_first.weight"):
+        n = v.block_count("body.")
+        last = v.shape(f"body.{n - 1}.weight")
+        if n >= 4 and last is not None and len(last) == 4 and first[1] in (1, 3, 4):
+            root = round((last[0] / first[1]) ** 0.5)
+            ident.details["architecture"] = "SRVGGNetCompact"
+            if root * root * first[1] == last[0]:
+                ident.details["scale"] = root
+            _set_kind(ident, "upscaler", f"body.0.weight shape {list(first)}, body.1.weight (PReLU) ... body.{n - 1}"
+                                         f".weight shape {list(last)}: Real-ESRGAN SRVGGNetCompact", None,
+                      "upscalers are not tied to a diffusion family")
+            return True
     if v.has("conv_first.weight") and v.has_prefix("layers.0.residual_group.blocks.0.attn.relative_position_bias_table"):
         ident.details["architecture"] = "SwinIR"
         _set_kind(ident, "upscaler", "conv_first.weight and layers.*.residual_group.*: SwinIR", None,

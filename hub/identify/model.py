@@ -5,7 +5,8 @@ prints; ``from_dict`` reads it back. The top-level words are stable so scripts c
 
 - ``family``: ``sd1`` ``sd2`` ``sdxl`` ``sdxl_refiner`` ``sd3`` ``flux`` (or a plugin's family), or
   ``unknown``. For a LoRA it is the family the LoRA targets.
-- ``kind``: ``checkpoint`` ``diffusion_model`` ``vae`` ``text_encoder`` ``lora`` ``embedding`` ``unknown``.
+- ``kind``: ``checkpoint`` ``diffusion_model`` ``vae`` ``text_encoder`` ``lora`` ``embedding`` ``controlnet``
+  ``t2i_adapter`` ``ip_adapter`` ``clip_vision`` ``upscaler`` ``style_model`` ``unknown``.
 - ``variant``: ``inpaint`` ``instruct-pix2pix`` ``v-prediction`` ``depth`` ``unclip`` (SD1/SD2/SDXL),
   ``medium`` ``large`` (SD3; SD3.5 Medium is ``medium`` too, with ``details.generation == "3.5"``),
   ``dev`` ``schnell`` ``fill`` ``control`` (Flux), or ``None`` when there is none or the header cannot
