@@ -61,6 +61,8 @@ class Settings:
     hf_token: str | None = None
     liblib_access_key: str | None = None
     liblib_secret_key: str | None = None
+    # Other machines' `sdhub serve` (http://server:8765), asked for a file before the internet sources.
+    peers: list[str] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> list[dict[str, Any]]:
@@ -214,6 +216,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         32,
     )
 
+    peers = [p.rstrip("/") for p in _as_list(pick("peers", ("SDHUB_PEERS",), "sources.peers", []), "peers")]
+    for url in peers:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"peer {url!r} must start with http:// or https:// (e.g. http://server:8765)")
+
     def secret(name: str, env_names: tuple[str, ...], file_key: str) -> str | None:
         value = pick(name, env_names, file_key, None)
         return str(value) if value else None
@@ -236,5 +243,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hf_token=secret("hf_token", ("HF_TOKEN",), "huggingface.token"),
         liblib_access_key=secret("liblib_access_key", ("LIBLIB_ACCESS_KEY",), "liblib.access_key"),
         liblib_secret_key=secret("liblib_secret_key", ("LIBLIB_SECRET_KEY",), "liblib.secret_key"),
+        peers=peers,
         origins=origins,
     )

@@ -10,6 +10,9 @@ Every answer is JSON; every refusal is ``{"error": "…"}`` with a 4xx/5xx statu
   when the store has no file with that SHA256.
 - ``GET|HEAD /api/sdhub/v1/files/{sha256}/content``: its bytes, with ``Range``, ``ETag: "<sha256>"`` and
   ``Content-Disposition``; what ``SDHUB_PEERS`` clients fetch.
+- ``GET /api/sdhub/v1/resolve?ref=REF``: the store's file for an sdhub reference (``civitai:…``, ``hf:…``,
+  ``sha256:…``), with ``source_infos`` (every field of each source link); 404 when the store has none. Catalogue only:
+  what ``SDHUB_PEERS`` clients ask before the internet.
 - ``GET /api/sdhub/v1/search?q=&family=&kind=&source=&limit=``: the catalogue search (``sdhub list TEXT``):
   ``{"query", "results": [...], "count"}``. Only the store is searched, never the internet.
 - ``GET /api/sdhub/v1/search/remote?q=&source=&type=&base=&sort=&period=&limit=&nsfw=&cursor=``: ``sdhub search``
@@ -129,6 +132,28 @@ def file_content(request: Request) -> Response:
     return serve_record(found)
 
 
+def resolve_ref(request: Request) -> Response:
+    """What ``SDHUB_PEERS`` clients ask first: the store's file for an sdhub reference (catalogue only, no network)."""
+    from ..sources.install import find_local
+
+    ref = (request.query_params.get("ref") or "").strip()
+    if not ref:
+        return error_reply(400, "give the reference as ?ref=…")
+    try:
+        found = find_local(state_of(request).hub, ref)
+    except SdhubError as exc:
+        return error_reply(400, str(exc))
+    if found is None:
+        return error_reply(400, f"{ref!r} is not an sdhub reference")
+    files = [r for r in found if r.format != "diffusers" and on_disk(r) and r.sha256]
+    if not files:
+        return error_reply(404, f"{ref} is not in this store")
+    record = files[-1]
+    data = file_dict(record, full=True)
+    data["source_infos"] = [s.to_dict() for s in record.sources]  # every field, so the client links it the same way
+    return JSONReply(data)
+
+
 def search(request: Request) -> Response:
     text = (request.query_params.get("q") or "").strip()
     if not text:
@@ -168,6 +193,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{PREFIX}/files", list_files, methods=["GET"]),
         Route(f"{PREFIX}/files/{{sha256}}", get_file, methods=["GET"]),
         Route(f"{PREFIX}/files/{{sha256}}/content", file_content, methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/resolve", resolve_ref, methods=["GET"]),
         Route(f"{PREFIX}/search", search, methods=["GET"]),
         Route(f"{PREFIX}/search/remote", search_remote, methods=["GET"]),
     ]

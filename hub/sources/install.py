@@ -472,7 +472,17 @@ def install(
             return InstallResult(ref=label, status="already-installed", record=rec, path=rec.path,
                                  family_mismatch=rec.family_mismatch, seconds=time.monotonic() - started)
     ctx = build_context(hub, progress=progress, connections=connections, ctx=ctx)
+    peer_notes: list[str] = []
+    if hub.settings.peers and not dry_run:  # the studio's `sdhub serve` first (hub.sources.peers)
+        from .peers import install_from_peers
+
+        from_peer, peer_notes = install_from_peers(hub, parsed, ctx, on_wait=on_wait)
+        if from_peer is not None:
+            from_peer.warnings[:0] = peer_notes
+            from_peer.seconds = time.monotonic() - started
+            return from_peer
     source, plan = plan_for(hub, parsed, ctx)
+    plan.warnings[:0] = peer_notes
     if dry_run:
         existing = _on_disk(hub.find_by_hash(plan.sha256)) if plan.sha256 else []
         result = InstallResult(ref=plan.ref, status="already-installed" if existing else "planned", plan=plan,
