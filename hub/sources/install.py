@@ -474,9 +474,7 @@ def install(
     ctx = build_context(hub, progress=progress, connections=connections, ctx=ctx)
     peer_notes: list[str] = []
     if hub.settings.peers and not dry_run:  # the studio's `sdhub serve` first (hub.sources.peers)
-        from .peers import install_from_peers
-
-        from_peer, peer_notes = install_from_peers(hub, parsed, ctx, on_wait=on_wait)
+        from_peer, peer_notes = _install_from_peers(hub, parsed, ctx, on_wait=on_wait)
         if from_peer is not None:
             from_peer.warnings[:0] = peer_notes
             from_peer.seconds = time.monotonic() - started
@@ -494,6 +492,23 @@ def install(
     result = install_plan(hub, source, plan, ctx, on_wait=on_wait)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _install_from_peers(hub: Hub, ref: Ref, ctx: SourceContext, *,
+                        on_wait: Callable[[str], None] | None = None) -> tuple[InstallResult | None, list[str]]:
+    """The install of ``ref`` from the first peer that delivers it verified; (None, why not) when none did."""
+    from .peers import PeerSource, ask_peers
+
+    notes: list[str] = []
+    source = PeerSource()
+    for plan in ask_peers(hub, ref, ctx, notes):
+        try:
+            return install_plan(hub, source, plan, ctx, on_wait=on_wait), notes
+        except LocalWriteError:
+            raise  # our disk: no other peer or source can help
+        except (DownloadError, SourceError) as exc:  # a mismatch is quarantined inside install_plan
+            notes.append(f"peer {plan.endpoint}: {exc}")
+    return None, notes
 
 
 def _reuse(hub: Hub, plan: DownloadPlan, records: list[FileRecord], note: str) -> InstallResult:

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..catalogue import SourceInfo
-from ..errors import BadReferenceError, DownloadError, LocalWriteError, SourceError
+from ..errors import BadReferenceError
 from .protocol import DownloadPlan, FetchedFile, SearchPage, SearchQuery, Source, SourceContext
 from .refs import Ref
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Hub
-    from .install import InstallResult
 
 _INFO_FIELDS = {f.name for f in dataclasses.fields(SourceInfo)}
 ASK_TIMEOUT = (3.0, 10.0)
@@ -107,20 +106,3 @@ def ask_peers(hub: Hub, ref: Ref, ctx: SourceContext, notes: list[str]) -> Itera
             notes.append(f"peer {peer}: its answer names no file to fetch")
             continue
         yield plan
-
-
-def install_from_peers(hub: Hub, ref: Ref, ctx: SourceContext, *, on_wait: Any = None) -> tuple[
-        InstallResult | None, list[str]]:
-    """The install of ``ref`` from the first peer that delivers it verified; (None, notes) when none did."""
-    from .install import install_plan
-
-    notes: list[str] = []
-    source = PeerSource()
-    for plan in ask_peers(hub, ref, ctx, notes):
-        try:
-            return install_plan(hub, source, plan, ctx, on_wait=on_wait), notes
-        except LocalWriteError:
-            raise  # our disk: no other peer or source can help
-        except (DownloadError, SourceError) as exc:  # a mismatch is quarantined inside install_plan
-            notes.append(f"peer {plan.endpoint}: {exc}")
-    return None, notes
