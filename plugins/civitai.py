@@ -433,7 +433,9 @@ class CivitaiSource(Source):
     def _version_for(self, ctx: SourceContext, ref: Ref) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(version, model-or-None) for a reference; the model when we had to (or could cheaply) fetch it."""
         if ref.model_id:
-            model = self.get_model(ctx, ref.model_id)
+            # The model an earlier step of this operation fetched (updates before an upgrade, a lookup's
+            # batch) answers again: one request per model per operation.
+            model = ctx.memo.get("civitai.models", {}).get(ref.model_id) or self.get_model(ctx, ref.model_id)
             versions = model.get("modelVersions") or []
             if ref.version_id:
                 version = next((v for v in versions if str(v.get("id")) == ref.version_id), None)

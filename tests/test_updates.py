@@ -338,3 +338,28 @@ def test_plugin_sources_without_updates_or_failing_do_not_hide_the_others(hub, w
     assert status == {"civitai": "current", "quiet": "unsupported", "broken": "error", "shelf": "update"}
     assert "boom" in report.errors["broken"] and set(report.errors) == {"broken"}
     assert [r.ref for r in report.rows if r.source == "shelf"] == ["shelf:501@603"]
+
+
+def test_civitai_upgrade_picks_the_file_playing_the_installed_files_part(hub, world):
+    fake = world["civitai"]
+    vae1, vae2 = b"vae-one" * 40, b"vae-two" * 40
+    fake.add(CModel(520, "Twin", "Checkpoint", versions=[
+        CVersion(622, "v2", files=[CFile(7221, "twin-v2.safetensors", world["v2"]),
+                                   CFile(7222, "twin-v2-vae.safetensors", vae2, type="VAE", primary=False)]),
+        CVersion(621, "v1", files=[CFile(7211, "twin-v1.safetensors", world["v1"]),
+                                   CFile(7212, "twin-v1-vae.safetensors", vae1, type="VAE", primary=False)]),
+    ]))
+    vae = install(hub, "civitai:520@621/7212").record
+    [row] = hub.updates([f"#{vae.id}"]).rows
+    assert row.status == "update" and row.ref == "civitai:520@622/7222"
+    before = model_requests(fake)
+    result = hub.install(f"#{vae.id}", upgrade=True)
+    assert result.status == "installed" and Path(result.path).read_bytes() == vae2
+    assert model_requests(fake) - before == 1  # the plan reused the model the updates check fetched
+
+
+def test_an_unknown_air_ecosystem_in_updates_is_a_warning(hub, world, run_cli):
+    install(hub, "civitai:502@611")
+    result = run_cli("updates", "urn:air:zimage:lora:civitai:502@611")
+    assert result.exit_code == 0 and "up to date" in result.stdout
+    assert "Warning: AIR ecosystem 'zimage' is not one sdhub knows" in result.stderr

@@ -66,25 +66,28 @@ class UpdatesReport:
 # -- which files ----------------------------------------------------------------------------------
 
 
-def select_installed(hub: Hub, refs: Sequence[str] | None) -> list[FileRecord]:
+def select_installed(hub: Hub, refs: Sequence[str] | None, warnings: list[str] | None = None) -> list[FileRecord]:
     """The catalogued files ``refs`` name (all files with a source when none): source refs name every file
-    installed from that model/version, other refs (``#12``, a path, a hash, a name) what ``Hub.get`` finds."""
+    installed from that model/version, other refs (``#12``, a path, a hash, a name) what ``Hub.get`` finds.
+    What a reference itself warns about (an AIR ecosystem sdhub does not know yet) goes to ``warnings``."""
     if not refs:
         return [r for r in hub.catalogue.list() if r.sources]
     chosen: dict[int, FileRecord] = {}
     for ref in refs:
-        for record in _records_for(hub, ref):
+        for record in _records_for(hub, ref, warnings if warnings is not None else []):
             chosen.setdefault(record.id, record)
     return list(chosen.values())
 
 
-def _records_for(hub: Hub, ref: str) -> list[FileRecord]:
+def _records_for(hub: Hub, ref: str, warnings: list[str]) -> list[FileRecord]:
     parsed = None
     bad: BadReferenceError | None = None
     try:
         parsed = parse_ref(hub, ref)
     except BadReferenceError as exc:
         bad = exc
+    if parsed is not None:
+        warnings.extend(w for w in parsed.warnings if w not in warnings)
     if parsed is not None and parsed.scheme != "hash":
         version = parsed.version_id
         if parsed.scheme == "hf" and not (version and len(version) == _COMMIT):
@@ -135,10 +138,10 @@ def check_updates(
     cache: UpdateCache | None = None,
 ) -> UpdatesReport:
     """One row per installed file (and source): installed version, newest version, a ref installing it."""
-    records = select_installed(hub, refs)
+    report = UpdatesReport(offline=offline)
+    records = select_installed(hub, refs, report.warnings)
     sources = get_sources()
     by_source, orphans = _installed_by_source(records, sources)
-    report = UpdatesReport(offline=offline)
     report.rows.extend(orphans)
     cache = cache or UpdateCache.for_home(hub.settings.home, offline=offline)
     ctx = build_context(hub, ctx=ctx)
