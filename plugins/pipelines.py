@@ -57,6 +57,10 @@ _SD3_COMPONENTS = {
     "text_encoder_2": "config", "tokenizer_2": "clip_tokenizer", "text_encoder_3": "config",
     "tokenizer_3": "t5_tokenizer", "transformer": "config", "vae": "config",
 }
+_FLUX_COMPONENTS = {
+    "scheduler": "scheduler", "text_encoder": "config", "tokenizer": "clip_tokenizer", "text_encoder_2": "config",
+    "tokenizer_2": "t5_tokenizer", "transformer": "config", "vae": "config",
+}
 CONFIG_REPOS.update({
     "stable-diffusion-v1-5/stable-diffusion-v1-5": _config_files(_SD_COMPONENTS),
     "stabilityai/stable-diffusion-2-1": _config_files(_SD_COMPONENTS),
@@ -67,6 +71,8 @@ CONFIG_REPOS.update({
     "stabilityai/stable-diffusion-3.5-medium": _config_files(_SD3_COMPONENTS),
     "stabilityai/stable-diffusion-3.5-large": _config_files(_SD3_COMPONENTS),
     "stabilityai/stable-diffusion-3.5-large-turbo": _config_files(_SD3_COMPONENTS),
+    "black-forest-labs/FLUX.1-dev": _config_files(_FLUX_COMPONENTS),
+    "black-forest-labs/FLUX.1-schnell": _config_files(_FLUX_COMPONENTS),
     # 9-channel inpainting UNets (latents + mask + masked-image latents)
     "stable-diffusion-v1-5/stable-diffusion-inpainting": _config_files(_SD_COMPONENTS),
     "stabilityai/stable-diffusion-2-inpainting": _config_files(_SD_COMPONENTS),
@@ -98,6 +104,8 @@ def config_repo_for(family: str, variant: str | None, details: dict[str, Any] | 
                 return "stabilityai/stable-diffusion-3.5-large-turbo"
             return "stabilityai/stable-diffusion-3.5-large" if "large" in v else "stabilityai/stable-diffusion-3.5-medium"
         return "stabilityai/stable-diffusion-3-medium-diffusers"
+    if family == "flux":  # FLUX.1-dev is gated on Hugging Face: a token that accepted its licence, or --config-dir
+        return "black-forest-labs/FLUX.1-schnell" if v == "schnell" else "black-forest-labs/FLUX.1-dev"
     raise PipelineError(f"no known diffusers config for a {family} model")
 
 
@@ -334,7 +342,7 @@ FOLDER_CLASSES = {
     "StableDiffusionXLImg2ImgPipeline": "an SDXL refiner: give it to --refiner",
     "StableDiffusionXLInpaintPipeline": "SDXL inpainting: --family sdxl",
     "StableDiffusion3Pipeline": "SD3/3.5: --family sd3",
-    "FluxPipeline": "Flux, which the built-in pipelines do not run",
+    "FluxPipeline": "Flux: --family flux",
 }
 
 
@@ -380,7 +388,7 @@ class DiffusersPipeline(Pipeline):
     denoiser: str = "unet"
     family_defaults: dict[str, Defaults] = field(default_factory=dict)
 
-    def defaults_for(self, family: str) -> Defaults:
+    def defaults_for(self, family: str, variant: str | None = None) -> Defaults:
         return self.family_defaults.get(family, self.defaults)
 
     def load(self, model: ModelToRun, loras: list[LoraToApply], device: str, dtype: str, options: RunOptions) -> Runner:
@@ -618,11 +626,7 @@ class DiffusersRunner(Runner):
             return callback_kwargs
 
         common: dict[str, Any] = dict(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
-            num_inference_steps=request.steps,
-            guidance_scale=request.cfg,
-            num_images_per_prompt=request.num_images,
+            self._call_args(request),
             generator=generators if request.num_images > 1 else generators[0],
             callback_on_step_end=on_step,
         )
@@ -644,6 +648,19 @@ class DiffusersRunner(Runner):
         except Exception as exc:  # e.g. a --family that does not fit the folder's components
             raise PipelineError(f"generation failed: {_brief(exc)}") from exc
 
+    def _call_args(self, request: GenerateRequest) -> dict[str, Any]:
+        """The prompt and guidance arguments of this pipeline's call (Flux's differ)."""
+        return dict(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            num_inference_steps=request.steps,
+            guidance_scale=request.cfg,
+            num_images_per_prompt=request.num_images,
+        )
+
+    #: Whether the img2img pipeline takes width/height (Flux's does; SD's reads them from the image).
+    img2img_takes_size = False
+
     def _from_image(self, request: GenerateRequest, common: dict[str, Any]) -> list[Any]:
         """img2img, or inpainting with a mask: diffusers' image pipelines over the loaded components (no reload)."""
         import diffusers
@@ -661,7 +678,9 @@ class DiffusersRunner(Runner):
         pipe.scheduler = self.pipe.scheduler  # the request's sampler, seeded above
         extra: dict[str, Any] = {"image": request.init_image, "strength": request.strength}
         if inpaint:
-            extra.update(mask_image=request.mask, width=request.width, height=request.height)
+            extra.update(mask_image=request.mask)
+        if inpaint or self.img2img_takes_size:
+            extra.update(width=request.width, height=request.height)
         return list(pipe(output_type="pil", **common, **extra).images)
 
     def _with_inpaint_model(self, request: GenerateRequest, common: dict[str, Any]) -> list[Any]:
@@ -716,5 +735,7 @@ SD3 = DiffusersPipeline(
 
 @hookimpl
 def register_pipelines(register: Any) -> None:
-    for pipeline in (SD1, SDXL, SD3):
+    from hub_plugins.flux import FLUX
+
+    for pipeline in (SD1, SDXL, SD3, FLUX):
         register(pipeline)

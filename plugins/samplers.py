@@ -2,8 +2,8 @@
 
 The table follows diffusers' own A1111/k-diffusion correspondence: "Karras" variants set
 ``use_karras_sigmas``, SDE variants pick the SDE algorithm. Flow-matching models (SD3) get their own
-recipes under the same names where a flow equivalent exists ("euler" = FlowMatchEuler), and the
-multistep solvers run in flow mode (``use_flow_sigmas``, ``flow_prediction``, the model's shift).
+recipes under the same names where a flow equivalent exists ("euler" = FlowMatchEuler, the "Euler"
+Forge and ComfyUI run Flux with), and the multistep solvers run in flow mode (``use_flow_sigmas``, ``flow_prediction``, the model's shift).
 Every scheduler is built with ``from_config(model scheduler config, **options)`` so the model's
 betas / prediction type / shift are kept.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub import hookimpl
-from hub.running.samplers import FromBase, SchedulerRecipe, SchedulerSampler
+from hub.running.samplers import FromBase, SchedulerRecipe, SchedulerSampler, families_of_kinds
 
 KARRAS = {"use_karras_sigmas": True}
 # Flow mode of the multistep solvers; flow_shift comes from the model's own scheduler (SD3: 3.0).
@@ -35,10 +35,12 @@ def _sampler(
     flow: SchedulerRecipe | None = None,
     aliases: tuple[str, ...] = (),
     description: str = "",
+    not_for: tuple[str, ...] = (),
 ) -> SchedulerSampler:
     recipes = {k: r for k, r in (("eps", eps), ("flow", flow)) if r is not None}
+    families = tuple(f for f in families_of_kinds(recipes) if f not in not_for)
     return SchedulerSampler(
-        name=name, label=label, aliases=(label, *aliases), recipes=recipes, description=description
+        name=name, label=label, aliases=(label, *aliases), recipes=recipes, description=description, families=families
     )
 
 
@@ -70,6 +72,8 @@ def builtin_samplers() -> list[SchedulerSampler]:
             _recipe("HeunDiscreteScheduler"),
             _recipe("FlowMatchHeunDiscreteScheduler"),
             aliases=("k_heun",),
+            # FluxPipeline hands the scheduler its own sigmas and shift (mu); FlowMatchHeun takes neither
+            not_for=("flux",),
         ),
         _sampler("heun_karras", "Heun Karras", _recipe("HeunDiscreteScheduler", KARRAS)),
         _sampler("dpm_2", "DPM2", _recipe("KDPM2DiscreteScheduler"), aliases=("k_dpm_2",)),

@@ -810,3 +810,163 @@ def clone_pipeline(family: str) -> Any:
     cls = type(tiny_pipeline(family))
     pipe = getattr(diffusers, cls.__name__).from_pretrained(str(model.diffusers_dir), local_files_only=True)
     return _eval_all(pipe)
+
+
+# -- Flux ---------------------------------------------------------------------------------------------------
+# The text encoders have the real widths (CLIP-L 768, T5-XXL 4096) with one thin layer, so identification
+# names them clip_l and t5 and the catalogue can offer them; the transformer is tiny (inner 32), so only
+# --family flux places it.
+
+FLUX_INNER = 32
+
+
+def _flux_text_encoders() -> tuple[Any, Any]:
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    clip = CLIPTextModel(CLIPTextConfig(
+        vocab_size=1000, hidden_size=768, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+        max_position_embeddings=77, projection_dim=768, bos_token_id=CLIP_BOS, eos_token_id=CLIP_EOS,
+        pad_token_id=CLIP_EOS, hidden_act="quick_gelu",
+    ))
+    t5 = T5EncoderModel(T5Config(vocab_size=64, d_model=4096, d_kv=8, d_ff=32, num_layers=1, num_heads=4,
+                                 relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                 feed_forward_proj="gated-gelu", is_gated_act=True, dense_act_fn="gelu_new"))
+    return clip, t5
+
+
+def _flux_vae() -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=16, layers_per_block=1, norm_num_groups=2,
+        sample_size=64, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611,
+    )
+
+
+def _build_flux(guidance: bool, seed: int) -> Any:
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=2, num_single_layers=2, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=guidance, axes_dims_rope=(4, 6, 6),
+    )
+    clip, t5 = _flux_text_encoders()
+    if guidance:  # FLUX.1-dev's scheduler: resolution-dependent shift
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                    base_image_seq_len=256, max_image_seq_len=4096)
+    else:  # schnell's
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
+    pipe = FluxPipeline(scheduler=scheduler, vae=_flux_vae(), text_encoder=clip, tokenizer=clip_tokenizer(),
+                        text_encoder_2=t5, tokenizer_2=t5_tokenizer(), transformer=transformer)
+    return _eval_all(pipe)
+
+
+def build_flux() -> Any:
+    return _build_flux(True, 11)
+
+
+def build_flux_schnell() -> Any:
+    return _build_flux(False, 12)
+
+
+BUILDERS.update({"flux": build_flux, "flux_schnell": build_flux_schnell})
+
+# diffusers FluxTransformer2DModel -> BFL (flux1-dev.safetensors) names, written independently of sdhub's loader.
+FLUX_DOUBLE = {"norm1.linear": "img_mod.lin", "norm1_context.linear": "txt_mod.lin", "attn.to_out.0": "img_attn.proj",
+               "attn.to_add_out": "txt_attn.proj", "ff.net.0.proj": "img_mlp.0", "ff.net.2": "img_mlp.2",
+               "ff_context.net.0.proj": "txt_mlp.0", "ff_context.net.2": "txt_mlp.2",
+               "attn.norm_q": "img_attn.norm.query_norm", "attn.norm_k": "img_attn.norm.key_norm",
+               "attn.norm_added_q": "txt_attn.norm.query_norm", "attn.norm_added_k": "txt_attn.norm.key_norm"}
+FLUX_TOP = {"x_embedder": "img_in", "context_embedder": "txt_in", "proj_out": "final_layer.linear",
+            "time_text_embed.timestep_embedder.linear_1": "time_in.in_layer",
+            "time_text_embed.timestep_embedder.linear_2": "time_in.out_layer",
+            "time_text_embed.guidance_embedder.linear_1": "guidance_in.in_layer",
+            "time_text_embed.guidance_embedder.linear_2": "guidance_in.out_layer",
+            "time_text_embed.text_embedder.linear_1": "vector_in.in_layer",
+            "time_text_embed.text_embedder.linear_2": "vector_in.out_layer"}
+
+
+def flux_transformer_to_bfl(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    import torch
+
+    out: dict[str, Any] = {}
+    fused: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, value in state.items():
+        stem, _, leaf = key.rpartition(".")
+        if leaf == "weight" and (stem.endswith(("norm_q", "norm_k", "norm_added_q", "norm_added_k"))):
+            leaf = "scale"  # BFL's RMSNorm keeps its weight as .scale
+        if stem in FLUX_TOP:
+            out[f"{FLUX_TOP[stem]}.{leaf}"] = value
+        elif stem == "norm_out.linear":
+            out[f"final_layer.adaLN_modulation.1.{leaf}"] = _swap_halves(value)
+        elif stem.startswith("transformer_blocks."):
+            _, i, inner = stem.split(".", 2)
+            if inner in ("attn.to_q", "attn.to_k", "attn.to_v"):
+                fused.setdefault((f"double_blocks.{i}.img_attn.qkv", leaf), {})[inner[-1]] = value
+            elif inner in ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"):
+                fused.setdefault((f"double_blocks.{i}.txt_attn.qkv", leaf), {})[inner.split(".")[1][4]] = value
+            else:
+                out[f"double_blocks.{i}.{FLUX_DOUBLE[inner]}.{leaf}"] = value
+        elif stem.startswith("single_transformer_blocks."):
+            _, i, inner = stem.split(".", 2)
+            if inner in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"):
+                fused.setdefault((f"single_blocks.{i}.linear1", leaf), {})[inner[-1] if inner != "proj_mlp" else "m"] = value
+            else:
+                name = {"norm.linear": "modulation.lin", "proj_out": "linear2", "attn.norm_q": "norm.query_norm",
+                        "attn.norm_k": "norm.key_norm"}[inner]
+                out[f"single_blocks.{i}.{name}.{leaf}"] = value
+        else:
+            raise KeyError(key)
+    for (name, leaf), parts in fused.items():
+        order = ["q", "k", "v"] + (["m"] if "m" in parts else [])
+        out[f"{name}.{leaf}"] = torch.cat([parts[k] for k in order], 0)
+    return {prefix + k: v.detach().contiguous().clone() for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class TinyFlux:
+    """A tiny Flux in the files users download: BFL transformer, clip_l, t5xxl, ae, plus a diffusers folder."""
+
+    family: str
+    diffusers_dir: Path
+    transformer: Path
+    clip_l: Path
+    t5xxl: Path
+    vae: Path
+    config_dir: Path
+    all_in_one: Path  # ComfyUI-style checkpoint: model.diffusion_model. + vae. + text_encoders.*
+
+
+@functools.cache
+def tiny_flux(name: str = "flux") -> TinyFlux:
+    from safetensors.torch import save_file
+
+    pipe = tiny_pipeline(name)
+    root = cache_root() / name
+    diffusers_dir = root / "diffusers"
+    pipe.save_pretrained(str(diffusers_dir), safe_serialization=True)
+    config_dir = root / "config"
+    shutil.copytree(diffusers_dir, config_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    files = root / "files"
+    files.mkdir()
+    transformer = files / f"{name}1-tiny.safetensors"
+    save_file(flux_transformer_to_bfl(pipe.transformer.state_dict()), str(transformer))
+    clip = {k: v.contiguous() for k, v in clip_to_original(pipe.text_encoder.state_dict(), "").items()}
+    save_file(clip, str(files / "clip_l.safetensors"))
+    t5 = {k: v.contiguous().clone() for k, v in pipe.text_encoder_2.state_dict().items()}
+    t5.setdefault("encoder.embed_tokens.weight", t5["shared.weight"].clone())
+    save_file(t5, str(files / "t5xxl_tiny.safetensors"))
+    vae = {k.removeprefix("first_stage_model."): v.contiguous()
+           for k, v in vae_to_original(pipe.vae.state_dict(), len(pipe.vae.config.block_out_channels)).items()}
+    save_file(vae, str(files / "ae.safetensors"))
+    whole = flux_transformer_to_bfl(pipe.transformer.state_dict(), "model.diffusion_model.")
+    whole.update({"vae." + k: v for k, v in vae.items()})
+    whole.update({"text_encoders.clip_l.transformer." + k: v for k, v in clip.items()})
+    whole.update({"text_encoders.t5xxl.transformer." + k: v for k, v in t5.items()})
+    all_in_one = files / f"{name}1-tiny-all-in-one.safetensors"
+    save_file(whole, str(all_in_one))
+    return TinyFlux(name, diffusers_dir, transformer, files / "clip_l.safetensors", files / "t5xxl_tiny.safetensors",
+                    files / "ae.safetensors", config_dir, all_in_one)

@@ -13,7 +13,7 @@ import click
 
 from .base import cli, emit_json, json_option, print_table, progress_enabled, quiet_option
 
-FAMILIES = ("sd1", "sd2", "sdxl", "sd3")  # hub.running.runtime.FAMILY_CHOICES, without importing the runtime here
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")  # hub.running.runtime.FAMILY_CHOICES, without importing the runtime here
 
 
 def _unused_path(path: Path) -> Path:
@@ -46,7 +46,9 @@ def _output_paths(out: str | None, model_name: str, seeds: list[int]) -> list[Pa
 @click.option("-n", "--negative", default="", help="Negative prompt.")
 @click.option("-s", "--sampler", default=None, help="Sampler name or alias (see `sdhub samplers`); default per family.")
 @click.option("--steps", type=click.IntRange(1, 1000), default=None, help="Denoising steps (default per family).")
-@click.option("--cfg", type=float, default=None, help="Classifier-free guidance scale (default per family).")
+@click.option("--cfg", type=float, default=None, help="Classifier-free guidance scale (default per family; Flux: 1 = off).")
+@click.option("--guidance", type=click.FloatRange(0.0, 100.0), default=None,
+              help="Flux dev's distilled guidance (default 3.5; Forge's 'Distilled CFG Scale').")
 @click.option("-W", "--width", type=click.IntRange(8, 8192), default=None, help="Image width, a multiple of 8.")
 @click.option("-H", "--height", type=click.IntRange(8, 8192), default=None, help="Image height, a multiple of 8.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Random seed (drawn and printed if unset).")
@@ -56,6 +58,9 @@ def _output_paths(out: str | None, model_name: str, seeds: list[int]) -> list[Pa
               help="img2img/inpaint: how much of the init image is repainted (1 = all of it).")
 @click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Inpaint: a black-and-white image, white where --init-image is repainted.")
+@click.option("--text-encoders", default=None, metavar="REF[,REF]",
+              help="Flux: the CLIP-L and T5-XXL files (paths or references, any order); default: from the catalogue.")
+@click.option("--vae", default=None, metavar="REF", help="Flux: the VAE file (ae.safetensors); default: from the catalogue.")
 @click.option("--lora", "loras", multiple=True, metavar="REF[:WEIGHT]", help="A LoRA (path or reference) and its weight; repeatable.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="PNG file to write (default: <model>-<seed>.png here).")
 @click.option("--batch", "num_images", type=click.IntRange(1, 64), default=1, help="Images to make (seeds seed, seed+1, …).")
@@ -85,12 +90,15 @@ def generate(
     sampler: str | None,
     steps: int | None,
     cfg: float | None,
+    guidance: float | None,
     width: int | None,
     height: int | None,
     seed: int | None,
     init_image: str | None,
     strength: float,
     mask: str | None,
+    text_encoders: str | None,
+    vae: str | None,
     loras: tuple[str, ...],
     out: str | None,
     num_images: int,
@@ -126,11 +134,15 @@ def generate(
         ref, sampler=sampler, loras=list(loras), device=device, dtype=dtype, family=family, config_dir=config_dir,
         cpu_offload=cpu_offload, vae_tiling=vae_tiling, vae_slicing=vae_slicing, attention_slicing=attention_slicing, compile=compile_model, refiner=refiner,
         refiner_switch=refiner_switch, offline=offline,
+        text_encoders=[t.strip() for t in (text_encoders or "").split(",") if t.strip()], vae=vae,
     )
     load_s = time.perf_counter() - t0
     if not as_json:
         for warning in runtime.warnings:
             click.echo(f"Warning: {warning}", err=True)
+    if chatty:
+        for part in runtime.parts:
+            click.echo(f"Using {part.describe()}", err=True)
     if chatty:
         lora_text = "".join(f", LoRA {lora.name}×{lora.weight:g}" for lora in runtime.loras)
         click.echo(
@@ -154,6 +166,7 @@ def generate(
         result = runtime.generate(
             prompt, negative_prompt=negative, steps=steps, cfg=cfg, width=width, height=height, seed=seed,
             num_images=num_images, on_step=on_step, init_image=init_image, strength=strength, mask=mask,
+            guidance=guidance,
         )
     finally:
         if bar is not None:
@@ -172,6 +185,8 @@ def generate(
             "sampler": params["sampler"],
             "steps": params["steps"],
             "cfg": params["cfg"],
+            "guidance": params["guidance"],
+            "parts": {part.role: {"path": str(part.path), "from": part.origin} for part in runtime.parts},
             "width": params["width"],
             "height": params["height"],
             "device": runtime.device,

@@ -64,6 +64,8 @@ class RunOptions:
     refiner: ModelToRun | None = None
     refiner_switch: float = 0.8  # fraction of the steps the base model takes before the refiner
     offline: bool = False  # never fetch configs, only use --config-dir or the cache
+    #: Separately downloaded parts by role ("clip_l", "t5", "vae"): from --text-encoders/--vae or the catalogue.
+    parts: dict[str, Path] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,6 +90,7 @@ class GenerateRequest:
     init_image: Any = None
     strength: float = 0.75
     mask: Any = None
+    guidance: float | None = None  # Flux dev's distilled guidance (None: the family has none)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Defaults:
     steps: int = 25
     cfg: float = 7.0
     sampler: str = "euler"
+    guidance: float | None = None  # distilled guidance (Flux dev); None where the model has none
 
 
 class Runner(ABC):
@@ -125,12 +129,15 @@ class Pipeline(ABC):
     aliases: tuple[str, ...] = ()
     description: str = ""
     defaults: Defaults = field(default_factory=Defaults)
+    #: Parts a model file may leave out, by role ("clip_l", "t5", "vae"): the runtime takes them from
+    #: --text-encoders/--vae, else finds them in the catalogue, and hands them over in ``RunOptions.parts``.
+    parts: tuple[str, ...] = ()
 
     def runs(self, family: str, kind: str) -> bool:
         return family in self.families and kind in self.kinds
 
-    def defaults_for(self, family: str) -> Defaults:
-        """Size, steps, CFG and sampler to use for ``family`` when the user does not say."""
+    def defaults_for(self, family: str, variant: str | None = None) -> Defaults:
+        """Size, steps, CFG and sampler to use for ``family`` (and ``variant``) when the user does not say."""
         return self.defaults
 
     @abstractmethod

@@ -44,7 +44,7 @@ from .pipelines import (
     pipeline_for,
 )
 
-FAMILY_CHOICES = ("sd1", "sd2", "sdxl", "sd3")
+FAMILY_CHOICES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 DTYPE_ALIASES = {
     "fp32": "fp32", "float32": "fp32", "float": "fp32",
     "fp16": "fp16", "float16": "fp16", "half": "fp16",
@@ -249,7 +249,9 @@ def model_to_run(res: Resolved, family: str | None = None, default_family: str |
     kind = identified_kind if identified_kind not in (None, "unknown") else "checkpoint"
     if kind == "lora":
         raise PipelineError(f"{res.path} is a LoRA, not a model: pass it with --lora / loras=[...]")
-    if kind not in ("checkpoint",):
+    if kind == "diffusion_model" and _some_pipeline_runs(chosen_family, kind):
+        pass  # e.g. a Flux transformer file: its text encoders and VAE come from files of their own
+    elif kind not in ("checkpoint",):
         raise PipelineError(
             f"{res.path} is a {identified_family} {kind}, not a full checkpoint; sdhub runs checkpoints and diffusers folders"
         )
@@ -263,6 +265,12 @@ def model_to_run(res: Resolved, family: str | None = None, default_family: str |
         identification=_with_family(ident, chosen_family) if ident is not None else None,
         sha256=res.sha256,
     )
+
+
+def _some_pipeline_runs(family: str, kind: str) -> bool:
+    from .pipelines import all_pipelines
+
+    return any(p.runs(family, kind) for p in all_pipelines())
 
 
 def _with_family(ident: Any, family: str) -> Any:
@@ -443,6 +451,7 @@ class RuntimePipeline:
         self.defaults = defaults
         self._model_hash: str | None = model.sha256[:10] if model.sha256 else None
         self.warnings: list[str] = []  # things the user should know (e.g. an uncertain LoRA check)
+        self.parts: list[Any] = []  # separately loaded parts (hub.running.parts.Part): what was picked, from where
         self.options = RunOptions()  # the memory and speed options it was loaded with
 
     @property
@@ -481,6 +490,7 @@ class RuntimePipeline:
         init_image: Any = None,
         strength: float = 0.75,
         mask: Any = None,
+        guidance: float | None = None,
     ) -> Generation:
         """Text to image, or img2img from ``init_image`` (a path or PIL image) and inpainting with a ``mask`` too.
 
@@ -508,6 +518,10 @@ class RuntimePipeline:
         if steps < 1:
             raise PipelineError(f"steps must be at least 1 (got {steps})")
         cfg = self.defaults.cfg if cfg is None else cfg
+        if guidance is not None and self.defaults.guidance is None:
+            raise PipelineError(f"--guidance is the distilled guidance of Flux dev; this {self.family} model has none "
+                                f"(use --cfg for classifier-free guidance)")
+        guidance = self.defaults.guidance if guidance is None else guidance
         if num_images < 1:
             raise PipelineError("num_images must be at least 1")
         if seed is None or seed < 0:
@@ -515,7 +529,7 @@ class RuntimePipeline:
         request = GenerateRequest(
             prompt=prompt, negative_prompt=negative_prompt, steps=steps, cfg=cfg, width=width, height=height,
             seed=seed, num_images=num_images, sampler=chosen, on_step=on_step,
-            init_image=init, strength=strength, mask=mask_image,
+            init_image=init, strength=strength, mask=mask_image, guidance=guidance,
         )
         try:
             images = self.runner.generate(request)
@@ -526,7 +540,7 @@ class RuntimePipeline:
         seeds = [seed + i for i in range(len(images))]
         params: dict[str, Any] = {
             "prompt": prompt, "negative_prompt": negative_prompt, "steps": steps, "cfg": cfg, "width": width,
-            "height": height, "seed": seed, "sampler": chosen.name if chosen else None,
+            "height": height, "seed": seed, "guidance": guidance, "sampler": chosen.name if chosen else None,
             "sampler_label": chosen.display_name if chosen else None,
             "family": self.family, "device": self.device, "dtype": self.dtype,
             "loras": [{"name": lora.name, "weight": lora.weight} for lora in self.loras],
@@ -541,6 +555,8 @@ class RuntimePipeline:
             "Steps": request.steps,
             "Sampler": request.sampler.display_name if request.sampler is not None else "Default",
             "CFG scale": _fmt_number(request.cfg),
+            # Forge's name for Flux dev's distilled guidance, which Civitai reads back
+            "Distilled CFG Scale": _fmt_number(request.guidance) if request.guidance is not None else None,
             "Seed": seed,
             "Size": f"{request.width}x{request.height}",
             # A1111 writes these two for img2img and inpainting; the mask itself is not kept, as there.
@@ -606,6 +622,8 @@ def pipeline(
     refiner: str | os.PathLike[str] | None = None,
     refiner_switch: float = 0.8,
     offline: bool = False,
+    text_encoders: Sequence[str | os.PathLike[str]] = (),
+    vae: str | os.PathLike[str] | None = None,
 ) -> RuntimePipeline:
     """Load ``ref`` (path or reference) ready to generate; see the module docstring for the steps."""
     if family is not None and family not in FAMILY_CHOICES:
@@ -624,9 +642,10 @@ def pipeline(
         raise _missing_run_extra(exc) from exc
     model = model_to_run(resolve_ref(ref), family)
     pipe_plugin = pipeline_for(model.family, model.kind)
+    parts = _parts_for(pipe_plugin, model, text_encoders, vae)
     from .samplers import get_sampler
 
-    defaults = _defaults_for(pipe_plugin, model.family)
+    defaults = _defaults_for(pipe_plugin, model.family, model.variant)
     chosen_sampler = sampler
     if chosen_sampler is None:
         chosen_sampler = get_sampler(defaults.sampler, model.family)
@@ -650,6 +669,7 @@ def pipeline(
         refiner=model_to_run(resolve_ref(refiner), None, "sdxl_refiner") if refiner is not None else None,
         refiner_switch=refiner_switch,
         offline=offline,
+        parts={role: part.path for role, part in parts.items()},
     )
     try:
         runner = pipe_plugin.load(model, prepared, chosen_device, chosen_dtype, options)
@@ -661,8 +681,11 @@ def pipeline(
         if _is_out_of_memory(exc):
             raise _out_of_memory("loading the model", chosen_device, options, exc) from exc
         raise
+    if isinstance(vars(runner).get("defaults"), Defaults):
+        defaults = runner.defaults  # what the loaded model turned out to be (e.g. Flux schnell vs dev)
     runtime = RuntimePipeline(runner, pipe_plugin, model, prepared, chosen_sampler, chosen_device, chosen_dtype, defaults)
     runtime.warnings = warnings
+    runtime.parts = list(parts.values())
     runtime.options = options
     return runtime
 
@@ -733,9 +756,45 @@ def _missing_run_extra(exc: ImportError) -> SdhubError:
     return RuntimeMissingError(f"running models needs the 'run' extra: pip install 'sdhub[run]' ({exc})")
 
 
-def _defaults_for(pipe_plugin: Pipeline, family: str) -> Defaults:
+def _defaults_for(pipe_plugin: Pipeline, family: str, variant: str | None = None) -> Defaults:
     getter = getattr(pipe_plugin, "defaults_for", None)
-    return getter(family) if callable(getter) else pipe_plugin.defaults
+    if not callable(getter):
+        return pipe_plugin.defaults
+    try:
+        return getter(family, variant)
+    except TypeError:  # a plugin written before defaults_for took the variant
+        return getter(family)
+
+
+def _parts_for(pipe_plugin: Pipeline, model: ModelToRun, text_encoders: Sequence[Any], vae: Any) -> dict[str, Any]:
+    """The parts the model file leaves out: the user's (placed by what they are), else the catalogue's.
+
+    A part the model's own identification lists (an all-in-one file) is not looked up; one still missing
+    after this is the pipeline's to find (its config folder) or to name in a clear error.
+    """
+    from .parts import assign_given, from_catalogue
+
+    wanted = tuple(getattr(pipe_plugin, "parts", ()) or ())
+    given_te = [_part_file(ref, "--text-encoders") for ref in _as_list(text_encoders)]
+    given_vae = _part_file(vae, "--vae") if vae is not None else None
+    if not wanted:
+        if given_te or given_vae:
+            raise PipelineError(f"--text-encoders and --vae are for models shipped in parts (Flux); this {model.family} "
+                                f"model loads its own")
+        return {}
+    parts = assign_given(given_te, given_vae, wanted)
+    inside = set(getattr(model.identification, "components", None) or [])
+    missing = [role for role in wanted if role not in parts and role not in inside]
+    if missing and not model.is_diffusers_folder:
+        parts.update(from_catalogue(missing, model.family))
+    return parts
+
+
+def _part_file(ref: Any, option: str) -> tuple[Path, Any]:
+    res = resolve_ref(ref)
+    if res.path.is_dir():
+        raise PipelineError(f"{option} {res.path} is a folder; give the part's .safetensors file")
+    return res.path, res.identification or _identify(res.path)
 
 
 def _checked_sampler(sampler: Any, family: str) -> Any:
