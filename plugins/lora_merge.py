@@ -26,6 +26,7 @@ from hub.errors import HeaderError, IncompatibleError
 KOHYA_COMPONENTS = {
     # kohya prefix -> pipeline component, per family ("te1" is CLIP-L everywhere it exists)
     "lora_unet": "denoiser",
+    "lora_transformer": "denoiser",  # OneTrainer: the denoiser's diffusers names, underscored
     "lora_te": "text_encoder",
     "lora_te1": "text_encoder",
     "lora_te2": "text_encoder_2",
@@ -59,6 +60,7 @@ class LoraPart:
     kind: str = "lora"
     factors: dict[str, Any] = field(default_factory=dict)  # the LyCORIS tensors (lora_mid, hada_*, lokr_*)
     out_slice: tuple[int, int] | None = None  # rows of the whole update that belong to ``module`` (fused qkv)
+    swap_halves: bool = False  # BFL's final modulation stores (shift, scale), diffusers (scale, shift)
 
     @property
     def rank(self) -> int | None:
@@ -137,6 +139,9 @@ class LoraPart:
                 whole = up.flatten(1) @ mid @ down.flatten(1)
             else:
                 whole = up.flatten(1) @ down.flatten(1)
+        if self.swap_halves:
+            first, second = whole.chunk(2, dim=0)
+            whole = torch.cat([second, first], dim=0)
         if self.out_slice is not None:
             whole = whole[self.out_slice[0]:self.out_slice[1]]
         return whole
@@ -184,7 +189,9 @@ def parse_lora(tensors: dict[str, Any], metadata: dict[str, str], source: str) -
     if any(k.endswith(".dora_scale") or ".lora_magnitude_vector" in k for k in keys):
         raise IncompatibleError(f"{source}: DoRA networks (dora_scale / lora_magnitude_vector) are not supported "
                                 "(LoRA, LoCon, LoHa and LoKr are)")
-    if any(k.startswith(("lora_unet_", "lora_te", "lycoris_")) for k in keys):
+    if any(".processor." in k and re.search(r"_lora[12]\.(down|up)\.weight$", k) for k in keys):
+        return "xlabs", _parse_peft(_xlabs_as_dotted(tensors, source), metadata, source)
+    if any(k.startswith(("lora_unet_", "lora_transformer_", "lora_te", "lycoris_")) for k in keys):
         parts = _parse_kohya(tensors, source)
         kinds = {p.kind for p in parts} - {"lora"}
         return ("kohya" if not kinds else "lycoris_" + "+".join(sorted(kinds))), parts
@@ -193,6 +200,24 @@ def parse_lora(tensors: dict[str, Any], metadata: dict[str, str], source: str) -
     if any(".hada_" in k or ".lokr_" in k for k in keys):
         raise IncompatibleError(f"{source}: LoHa/LoKr in PEFT naming is not supported (kohya/LyCORIS naming is)")
     raise IncompatibleError(f"{source}: not a LoRA in a known format (kohya-ss, LyCORIS or diffusers/PEFT)")
+
+
+#: XLabs' attention-processor LoRAs on Flux double blocks -> the BFL module each adapts (1 = image, 2 = text stream).
+XLABS_MODULES = {"qkv_lora1": "img_attn.qkv", "qkv_lora2": "txt_attn.qkv", "proj_lora1": "img_attn.proj",
+                 "proj_lora2": "txt_attn.proj"}
+
+
+def _xlabs_as_dotted(tensors: dict[str, Any], source: str) -> dict[str, Any]:
+    """``double_blocks.N.processor.qkv_lora1.down.weight`` -> ``double_blocks.N.img_attn.qkv.lora_down.weight``
+    (no alpha: XLabs apply up @ down unscaled, as diffusers does)."""
+    out = {}
+    for key, value in tensors.items():
+        found = re.fullmatch(r"(?:diffusion_model\.)?(double_blocks\.\d+)\.processor\.(\w+)\.(down|up)\.weight", key)
+        if found is None or found.group(2) not in XLABS_MODULES:
+            raise IncompatibleError(f"{source}: {key} is not an XLabs Flux LoRA key this merge knows")
+        block, module, side = found.groups()
+        out[f"{block}.{XLABS_MODULES[module]}.lora_{side}.weight"] = value
+    return out
 
 
 def _parse_kohya(tensors: dict[str, Any], source: str) -> list[LoraPart]:
@@ -424,6 +449,35 @@ def _split_sd3_kohya(part: LoraPart) -> list[LoraPart] | None:
     return out
 
 
+def _split_flux(part: LoraPart, index: ModuleIndex) -> list[LoraPart] | None:
+    """A LoRA module in Black Forest Labs' naming (kohya's ``double_blocks_0_img_attn_qkv``, bare or ComfyUI's
+    ``diffusion_model.double_blocks.0.img_attn.qkv``, XLabs') on the diffusers modules it spans: fused
+    projections are split by the loaded layers' own sizes. None for names that are diffusers' already."""
+    from hub_plugins.flux import bfl_targets
+
+    mapped = bfl_targets(part.module)
+    if mapped is None:
+        return None
+    targets, swapped = mapped
+    layers = [index.by_name.get(t) for t in targets]
+    shape = part.delta_shape()
+    if any(layer is None for layer in layers) or shape is None:
+        return None
+    sizes = [int(layer.weight.shape[0]) for layer in layers]
+    if sum(sizes) != shape[0]:
+        return None  # reported as a shape mismatch by the caller
+    out, start = [], 0
+    for target, size in zip(targets, sizes):
+        rows = (start, start + size) if len(targets) > 1 else None
+        if part.kind == "lora" and "lora_mid" not in part.factors and rows is not None:
+            out.append(LoraPart(part.component, target, part.down, part.up[rows[0]:rows[1]], part.alpha, "dotted"))
+        else:
+            out.append(LoraPart(part.component, target, part.down, part.up, part.alpha, "dotted", part.kind,
+                                part.factors, out_slice=rows, swap_halves=swapped))
+        start += size
+    return out
+
+
 # -- merging ---------------------------------------------------------------------------------------------------
 
 
@@ -434,6 +488,7 @@ def merge_lora(pipe: Any, path: Path, weight: float, name: str) -> MergeReport:
     tensors, metadata = read_lora(path)
     fmt, parts = parse_lora(tensors, metadata, str(path))
     denoiser_name = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
+    flux = type(getattr(pipe, "transformer", None)).__name__ == "FluxTransformer2DModel"
     indexes: dict[str, ModuleIndex] = {}
 
     def index_for(component: str) -> ModuleIndex | None:
@@ -450,8 +505,13 @@ def merge_lora(pipe: Any, path: Path, weight: float, name: str) -> MergeReport:
     for part in parts:
         if part.component == "denoiser":
             part.component = denoiser_name
+        if flux and part.component == "text_encoder_3":
+            part.component = "text_encoder_2"  # kohya's lora_te3 is T5, which Flux's pipeline calls text_encoder_2
         pieces = [part]
-        if part.component == "transformer" and part.style == "kohya":
+        if flux and part.component == "transformer":
+            index = index_for("transformer")
+            pieces = (_split_flux(part, index) if index is not None else None) or [part]
+        elif part.component == "transformer" and part.style == "kohya":
             pieces = _split_sd3_kohya(part) or [part]
         for piece in pieces:
             index = index_for(piece.component)

@@ -806,9 +806,9 @@ def clone_pipeline(family: str) -> Any:
     """
     import diffusers
 
-    model = tiny_model(family)
+    folder = tiny_flux(family).diffusers_dir if family.startswith("flux") else tiny_model(family).diffusers_dir
     cls = type(tiny_pipeline(family))
-    pipe = getattr(diffusers, cls.__name__).from_pretrained(str(model.diffusers_dir), local_files_only=True)
+    pipe = getattr(diffusers, cls.__name__).from_pretrained(str(folder), local_files_only=True)
     return _eval_all(pipe)
 
 
@@ -940,8 +940,12 @@ class TinyFlux:
     all_in_one: Path  # ComfyUI-style checkpoint: model.diffusion_model. + vae. + text_encoders.*
 
 
-@functools.cache
 def tiny_flux(name: str = "flux") -> TinyFlux:
+    return _tiny_flux(name)  # one cache entry however it is called
+
+
+@functools.cache
+def _tiny_flux(name: str) -> TinyFlux:
     from safetensors.torch import save_file
 
     pipe = tiny_pipeline(name)
@@ -970,3 +974,144 @@ def tiny_flux(name: str = "flux") -> TinyFlux:
     save_file(whole, str(all_in_one))
     return TinyFlux(name, diffusers_dir, transformer, files / "clip_l.safetensors", files / "t5xxl_tiny.safetensors",
                     files / "ae.safetensors", config_dir, all_in_one)
+
+
+# -- Flux LoRAs ------------------------------------------------------------------------------------------------
+# One random low-rank update per group of diffusers modules that BFL fuses into one layer (q, k, v share a
+# down matrix there), written in each trainer's naming; the reference applies them straight to the modules.
+
+FLUX_DOUBLE_GROUPS = {
+    "img_attn.qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+    "txt_attn.qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    "img_attn.proj": ("attn.to_out.0",),
+    "txt_attn.proj": ("attn.to_add_out",),
+    "img_mlp.0": ("ff.net.0.proj",),
+    "img_mod.lin": ("norm1.linear",),
+}
+FLUX_SINGLE_GROUPS = {"linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"), "linear2": ("proj_out",),
+                      "modulation.lin": ("norm.linear",)}
+
+
+@dataclass
+class FluxLoraGroup:
+    bfl: str  # the BFL module ("double_blocks.0.img_attn.qkv")
+    targets: list[str]  # the diffusers modules, in BFL row order
+    down: Any
+    ups: list[Any]  # one per target, diffusers row order
+    alpha: float
+    swapped: bool = False
+
+    def factors(self) -> list[LoraFactors]:
+        return [LoraFactors("transformer", t, self.down, up, self.alpha) for t, up in zip(self.targets, self.ups)]
+
+    def fused_up(self) -> Any:
+        import torch
+
+        up = torch.cat(self.ups, 0)
+        if self.swapped:
+            a, b = up.chunk(2, 0)
+            up = torch.cat([b, a], 0)
+        return up.contiguous()
+
+
+def flux_lora_groups(name: str = "flux", rank: int = 4, alpha: float = 2.0, seed: int = 21, magnitude: float = 0.5,
+                     double_attention_only: bool = False, final_layer: bool = False) -> list[FluxLoraGroup]:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    transformer = tiny_pipeline(name).transformer
+    groups: list[FluxLoraGroup] = []
+    plan: list[tuple[str, list[str]]] = []
+    for i in range(len(transformer.transformer_blocks)):
+        for bfl, targets in FLUX_DOUBLE_GROUPS.items():
+            if double_attention_only and "attn" not in bfl:
+                continue
+            plan.append((f"double_blocks.{i}.{bfl}", [f"transformer_blocks.{i}.{t}" for t in targets]))
+    if not double_attention_only:
+        for i in range(len(transformer.single_transformer_blocks)):
+            for bfl, targets in FLUX_SINGLE_GROUPS.items():
+                plan.append((f"single_blocks.{i}.{bfl}", [f"single_transformer_blocks.{i}.{t}" for t in targets]))
+    if final_layer:
+        plan.append(("final_layer.adaLN_modulation.1", ["norm_out.linear"]))
+    for bfl, targets in plan:
+        layers = [transformer.get_submodule(t) for t in targets]
+        down = torch.randn(rank, layers[0].in_features, generator=gen) * magnitude
+        ups = [torch.randn(layer.out_features, rank, generator=gen) * magnitude for layer in layers]
+        groups.append(FluxLoraGroup(bfl, targets, down, ups, alpha, swapped=bfl.startswith("final_layer")))
+    return groups
+
+
+def flux_te_factors(name: str = "flux", rank: int = 4, alpha: float = 4.0, seed: int = 22) -> list[LoraFactors]:
+    """CLIP-L's first q projection and T5's first self-attention q: the text-encoder parts of a Flux LoRA."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    pipe = tiny_pipeline(name)
+    out = []
+    for component, module in (("text_encoder", _clip_module(pipe.text_encoder, "encoder.layers.0.self_attn.q_proj")),
+                              ("text_encoder_2", "encoder.block.0.layer.0.SelfAttention.q")):
+        layer = getattr(pipe, component).get_submodule(module)
+        out.append(LoraFactors(component, module, torch.randn(rank, layer.in_features, generator=gen) * 0.5,
+                               torch.randn(layer.out_features, rank, generator=gen) * 0.5, alpha))
+    return out
+
+
+def _clip_module(model: Any, name: str) -> str:
+    names = dict(model.named_modules())
+    return name if name in names else "text_model." + name
+
+
+def write_flux_lora(path: Path, fmt: str, groups: list[FluxLoraGroup], te: list[LoraFactors] = ()) -> Path:
+    """``fmt``: kohya (sd-scripts: lora_unet_<BFL>, lora_te1 / lora_te3), peft (diffusers, with adapter metadata),
+    aitoolkit (transformer.<diffusers>.lora_A/B, no alpha), xlabs (processor LoRAs, no alpha), onetrainer
+    (lora_transformer_<diffusers>, lora_te1 / lora_te2) or bfl (ComfyUI's diffusion_model.<BFL>.lora_A/B)."""
+    import torch
+    from safetensors.torch import save_file
+
+    sd: dict[str, Any] = {}
+    meta: dict[str, str] = {}
+    te_names = {"kohya": ("lora_te1", "lora_te3"), "onetrainer": ("lora_te1", "lora_te2")}
+    for g in groups:
+        if fmt in ("kohya", "bfl", "xlabs"):
+            if fmt == "kohya":
+                stem = "lora_unet_" + g.bfl.replace(".", "_")
+                sd[f"{stem}.lora_down.weight"], sd[f"{stem}.lora_up.weight"] = g.down.contiguous(), g.fused_up()
+                sd[f"{stem}.alpha"] = torch.tensor(g.alpha)
+            elif fmt == "bfl":
+                stem = "diffusion_model." + g.bfl
+                sd[f"{stem}.lora_A.weight"], sd[f"{stem}.lora_B.weight"] = g.down.contiguous(), g.fused_up()
+                sd[f"{stem}.alpha"] = torch.tensor(g.alpha)
+            else:
+                block, _, inner = g.bfl.rpartition(".")[0].rpartition(".")[0], None, g.bfl.split(".", 2)[2]
+                proc = {"img_attn.qkv": "qkv_lora1", "txt_attn.qkv": "qkv_lora2", "img_attn.proj": "proj_lora1",
+                        "txt_attn.proj": "proj_lora2"}[inner]
+                block = ".".join(g.bfl.split(".")[:2])
+                sd[f"{block}.processor.{proc}.down.weight"] = g.down.contiguous()
+                sd[f"{block}.processor.{proc}.up.weight"] = g.fused_up()
+        else:
+            for f in g.factors():
+                if fmt == "onetrainer":
+                    stem = "lora_transformer_" + f.module.replace(".", "_")
+                    sd[f"{stem}.lora_down.weight"], sd[f"{stem}.lora_up.weight"] = f.down.clone(), f.up.contiguous()
+                    sd[f"{stem}.alpha"] = torch.tensor(f.alpha)
+                else:
+                    sd[f"transformer.{f.module}.lora_A.weight"] = f.down.clone()
+                    sd[f"transformer.{f.module}.lora_B.weight"] = f.up.contiguous()
+    for f, kohya_te in zip(te, te_names.get(fmt, ("", ""))):
+        if fmt in te_names:
+            stem = f"{kohya_te}_" + f.module.replace(".", "_")
+            sd[f"{stem}.lora_down.weight"], sd[f"{stem}.lora_up.weight"] = f.down.contiguous(), f.up.contiguous()
+            sd[f"{stem}.alpha"] = torch.tensor(f.alpha)
+    if fmt == "peft":
+        for f in te:
+            sd[f"{f.component}.{f.module}.lora_A.weight"] = f.down.contiguous()
+            sd[f"{f.component}.{f.module}.lora_B.weight"] = f.up.contiguous()
+        rank = groups[0].down.shape[0]
+        adapter = {"transformer.r": rank, "transformer.lora_alpha": groups[0].alpha}
+        for f in te:
+            adapter.update({f"{f.component}.r": rank, f"{f.component}.lora_alpha": f.alpha})
+        meta["lora_adapter_metadata"] = json.dumps(adapter)
+    if fmt == "kohya":
+        meta.update({"ss_network_module": "networks.lora_flux", "ss_base_model_version": "flux1"})
+    save_file(sd, str(path), metadata=meta or None)
+    return path

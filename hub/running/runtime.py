@@ -262,7 +262,7 @@ def model_to_run(res: Resolved, family: str | None = None, default_family: str |
         variant=getattr(ident, "variant", None),
         format=fmt,
         name=res.name or res.path.name,
-        identification=_with_family(ident, chosen_family) if ident is not None else None,
+        identification=_with_family(ident, chosen_family, kind) if ident is not None else None,
         sha256=res.sha256,
     )
 
@@ -273,11 +273,13 @@ def _some_pipeline_runs(family: str, kind: str) -> bool:
     return any(p.runs(family, kind) for p in all_pipelines())
 
 
-def _with_family(ident: Any, family: str) -> Any:
-    if getattr(ident, "family", None) == family:
+def _with_family(ident: Any, family: str, kind: str = "checkpoint") -> Any:
+    """The identification as --family placed it (a file identification could not size is run as a model)."""
+    if getattr(ident, "family", None) == family and getattr(ident, "kind", None) not in (None, "unknown"):
         return ident
     if dataclasses.is_dataclass(ident):
-        return dataclasses.replace(ident, family=family)
+        fixed_kind = ident.kind if getattr(ident, "kind", None) not in (None, "unknown") else kind
+        return dataclasses.replace(ident, family=family, kind=fixed_kind)
     return ident
 
 
