@@ -253,7 +253,7 @@ def _bare(lv: LoraView, name: str) -> bool:
 def _first_module(lv: LoraView, name_prefix: str, limit: int = 16) -> tuple[str, LoraModule] | None:
     from hub.identify.lora import _module_name
 
-    for key in lv.view.keys(name_prefix)[:limit]:
+    for key in lv.view.first_keys(name_prefix, limit):
         base = _module_name(key)
         module = lv.module(base) if base is not None else None
         if module is not None and base is not None:

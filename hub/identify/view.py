@@ -96,6 +96,18 @@ class HeaderView:
         cut = len(self.prefix)
         return [k[cut:] for k in self._names.with_prefix(self.prefix + prefix)]
 
+    def first_keys(self, prefix: str, n: int) -> list[str]:
+        """At most ``n`` keys under ``prefix`` (this view's prefix removed), without listing the rest."""
+        names = self._names.sorted
+        full = self.prefix + prefix
+        i = bisect_left(names, full)
+        out = []
+        cut = len(self.prefix)
+        while i < len(names) and len(out) < n and names[i].startswith(full):
+            out.append(names[i][cut:])
+            i += 1
+        return out
+
     def block_count(self, prefix: str, sep: str = ".") -> int:
         """Number of numbered blocks ``<prefix><i><sep>`` (0, 1, 2... without gaps)."""
         i = 0
