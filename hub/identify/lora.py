@@ -449,10 +449,10 @@ def describe(lv: LoraView, per_part: int = 2) -> str:
     names = lv.view.sorted_names
     for part in ("unet", "te1", "te2", "t5"):
         for prefix, _style in lv.schemes.get(part, ()):
-            keys = lv.view.keys(prefix) if prefix else names
+            keys = lv.view.first_keys(prefix, 256) if prefix else names[:256]
             shown: list[str] = []
             bases: set[str] = set()
-            for name in keys[:256]:
+            for name in keys:
                 base = _module_name(name)
                 module = lv.module(base) if base is not None and base not in bases else None
                 if module is not None and base is not None:
