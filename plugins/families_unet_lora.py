@@ -216,6 +216,8 @@ def _locations() -> list[tuple[str, str, int, str]]:
 
 
 LOCATIONS = _locations()
+_LDM_LOCATIONS = [loc for loc in LOCATIONS if loc[0].startswith(("input_blocks", "output_blocks", "middle_block"))]
+_DIFFUSERS_LOCATIONS = [loc for loc in LOCATIONS if loc not in _LDM_LOCATIONS]
 
 
 @dataclass
@@ -250,7 +252,7 @@ def _bare(lv: LoraView, name: str) -> bool:
     return not name.startswith(tuple(LORA_PREFIXES))
 
 
-def _first_module(lv: LoraView, name_prefix: str, limit: int = 16) -> tuple[str, LoraModule] | None:
+def _first_module(lv: LoraView, name_prefix: str, limit: int = 6) -> tuple[str, LoraModule] | None:
     from hub.identify.lora import _module_name
 
     for key in lv.view.first_keys(name_prefix, limit):
@@ -261,10 +263,27 @@ def _first_module(lv: LoraView, name_prefix: str, limit: int = 16) -> tuple[str,
     return None
 
 
+_SPELLED: dict[tuple[str, str, bool], list[tuple[str, tuple[str, ...], str, str, int, str]]] = {}
+
+
+def _spelled(prefix: str, style: str, ldm: bool) -> list[tuple[str, tuple[str, ...], str, str, int, str]]:
+    """The block locations as key prefixes in one naming scheme (name, deeper-block names, proj_in name,
+    where, index, kind), built once per scheme: every file of that naming asks for the same strings."""
+    key = (prefix, style, ldm)
+    if key not in _SPELLED:
+        def spell(path: str) -> str:
+            return prefix + (path.replace(".", "_") if style == "kohya" else path)
+
+        _SPELLED[key] = [(spell(path), tuple(spell(f"{path}transformer_blocks.{t}.") for t in (4, 2, 1)),
+                          spell(path + "proj_in"), where, index, kind)
+                         for path, where, index, kind in (_LDM_LOCATIONS if ldm else _DIFFUSERS_LOCATIONS)]
+    return _SPELLED[key]
+
+
 def observations(lv: LoraView) -> Observed:
     """Adapted UNet layers with their location and width, probed per block location (a few bisects each,
     never a pass over every name): the first layer there, the deepest transformer block among 1, 2, 4
-    (SD1/SD2 have 1 per attention, SDXL 2 or 10, the refiner 4), and proj_in (conv or linear)."""
+    (SD1/SD2 have 1 per attention, SDXL 2 or 10, the refiner 4), and proj_in (conv or linear) where adapted."""
     cache = lv.__dict__.setdefault("_family_memo", {})
     if "unet_seen" in cache:
         return cache["unet_seen"]
@@ -277,19 +296,19 @@ def observations(lv: LoraView) -> Observed:
             return result
     for prefix, style in schemes:
         sep = "_" if style == "kohya" else "."
-        if not any(lv.view.has_prefix(prefix + top + sep) for top in ("input_blocks", "down_blocks", "middle_block",
-                                                                        "mid_block", "output_blocks", "up_blocks")):
-            continue
-        for path, where, index, kind in LOCATIONS:
-            name = lv.name_of(path, prefix, style)
-            if not lv.view.has_prefix(name):
+        ldm = any(lv.view.has_prefix(prefix + top + sep) for top in ("input_blocks", "middle_block", "output_blocks"))
+        diffusers = any(lv.view.has_prefix(prefix + top + sep) for top in ("down_blocks", "mid_block", "up_blocks"))
+        locations = (_spelled(prefix, style, True) if ldm else []) + (_spelled(prefix, style, False) if diffusers else [])
+        has = lv.view.has_prefix
+        for name, deeps, proj, where, index, kind in locations:
+            if not has(name):
                 continue
             probes = [name]
             if kind == "attn":
-                deep = next((n for t in (4, 2, 1) if lv.view.has_prefix(n := lv.name_of(
-                    f"{path}transformer_blocks.{t}.", prefix, style))), None)
+                deep = next((n for n in deeps if has(n)), None)
                 probes += [deep] if deep else []
-                probes += [lv.name_of(path + "proj_in", prefix, style)]
+                if has(proj) and not lv.view.first_keys(name, 1)[0].startswith(proj):  # proj_in usually sorts first
+                    probes.append(proj)
             for probe in probes:
                 found = _first_module(lv, probe)
                 if found is None:

@@ -101,12 +101,8 @@ class HeaderView:
         names = self._names.sorted
         full = self.prefix + prefix
         i = bisect_left(names, full)
-        out = []
         cut = len(self.prefix)
-        while i < len(names) and len(out) < n and names[i].startswith(full):
-            out.append(names[i][cut:])
-            i += 1
-        return out
+        return [k[cut:] for k in names[i:i + n] if k.startswith(full)]
 
     def block_count(self, prefix: str, sep: str = ".") -> int:
         """Number of numbered blocks ``<prefix><i><sep>`` (0, 1, 2... without gaps)."""
