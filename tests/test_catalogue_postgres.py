@@ -47,6 +47,8 @@ def test_scan_search_lookup_and_remove_on_postgres(pg_hub, tmp_path: Path) -> No
                                          published_hashes={"sha256": rec.sha256}))
     assert [r.name for r in pg_hub.list(text="retr pixelart")] == ["pixel.safetensors"]
     assert [r.name for r in pg_hub.list(source="civitai")] == ["pixel.safetensors"]
+    # By source ids (what every install asks first): no SELECT DISTINCT over json columns, which PostgreSQL refuses.
+    assert [r.name for r in pg_hub.catalogue.by_source("civitai", "1", "2")] == ["pixel.safetensors"]
     assert pg_hub.get(rec.sha256[:10].upper()).id == rec.id
     assert [r.status for r in pg_hub.verify([rec.sha256])] == ["ok"]
     pg_hub.remove(f"#{rec.id}")

@@ -60,6 +60,20 @@ def civitai_world(fake_civitai, tmp_path: Path) -> dict[str, Any]:  # type: igno
             "files": {"alpha": [701], "beta": [702], "gamma": [703, 704], "delta": [705]}}
 
 
+SCANNER = """
+import json, sys
+from pathlib import Path
+from hub import Hub
+store, stop = Path(sys.argv[1]), Path(sys.argv[2])
+while True:
+    last = stop.exists()
+    with Hub() as h:
+        print(json.dumps([e.to_dict() for e in h.scan([store]).entries]), flush=True)
+    if last:
+        break
+"""
+
+
 def machine_env(tmp_path: Path, n: int, db_url: str, store: Path, fake: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SDHUB_", "CIVITAI_", "HF_TOKEN"))}
     env.update(env_for(civitai=fake))
@@ -89,7 +103,22 @@ def test_eight_installers_of_overlapping_refs_download_each_file_once(shared_db:
         order = refs[:]
         random.Random(n).shuffle(order)
         commands.append((["install", "--json", *order], machine_env(tmp_path, n, shared_db, store, fake)))
-    outs = run_machines(commands)
+    # A ninth machine scans the store over and over while they install: it must never catalogue a file that is
+    # still being written (downloads stay in .incoming/ until complete and verified, then are renamed into place).
+    store.mkdir(parents=True)
+    stop = tmp_path / "stop-scanning"
+    scanner = subprocess.Popen([sys.executable, "-c", SCANNER, str(store), str(stop)],
+                               env=machine_env(tmp_path, 99, shared_db, store, fake), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        outs = run_machines(commands)
+    finally:
+        stop.touch()
+        scanned, scan_err = scanner.communicate(timeout=120)
+    assert scanner.returncode == 0, scan_err
+    scans = [json.loads(line) for line in scanned.splitlines()]
+    assert scans and all(entry["status"] != "error" for scan in scans for entry in scan), scans
+    assert sorted(Path(e["path"]).name for e in scans[-1]) == sorted(f"{n}.safetensors" for n in civitai_world["files"])
     for rc, out, err in outs:
         assert "Traceback" not in err, err
         results = json.loads(out)
