@@ -13,7 +13,7 @@ from .records import FileRecord, SourceInfo
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Catalogue
 
-__all__ = ["Catalogue", "FileRecord", "SourceInfo", "SCHEMA_VERSION"]
+__all__ = ["Catalogue", "FileRecord", "SourceInfo", "SCHEMA_VERSION", "database_status", "upgrade_database"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +21,10 @@ def __getattr__(name: str) -> Any:
         from .store import Catalogue
 
         return Catalogue
+    if name in ("database_status", "upgrade_database"):  # schema revision / in-place upgrade (sdhub db ...)
+        from . import migrate
+
+        return getattr(migrate, name)
     if name == "SCHEMA_VERSION":
         from .models import SCHEMA_VERSION
 
