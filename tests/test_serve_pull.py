@@ -133,3 +133,23 @@ def test_a_file_failing_verification_is_never_served_whole(upstream_civitai, hub
                 received += chunk
         assert len(received) < len(upstream_civitai["bad"])
     assert hub_instance.find_by_hash(hashlib.sha256(upstream_civitai["bad"]).hexdigest()) == []
+
+
+def test_install_endpoint_is_a_write(upstream_civitai, hub_instance) -> None:  # type: ignore[no-untyped-def]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with running_server(hub_instance) as srv:  # read-only
+        refused = requests.post(f"{srv.url}/api/sdhub/v1/install", json={"ref": "civitai:1101@2201"}, timeout=10)
+        assert refused.status_code == 403 and "read-only" in refused.json()["error"]
+    with running_server(hub_instance, token=TOKEN, upstream=True) as srv:
+        assert requests.post(f"{srv.url}/api/sdhub/v1/install", json={"ref": "civitai:1101@2201"},
+                             timeout=10).status_code == 401
+        assert requests.post(f"{srv.url}/api/sdhub/v1/install", json={}, headers=auth, timeout=10).status_code == 400
+        done = requests.post(f"{srv.url}/api/sdhub/v1/install", json={"ref": "civitai:1101@2201"}, headers=auth,
+                             timeout=60)
+        assert done.status_code == 201, done.text
+        body = done.json()
+        assert body["status"] == "installed" and body["file"]["hashes"]["sha256"] == hashlib.sha256(
+            upstream_civitai["good"]).hexdigest()
+        bad = requests.post(f"{srv.url}/api/sdhub/v1/install", json={"ref": "civitai:1101@2202"}, headers=auth,
+                            timeout=60)
+        assert bad.status_code == 502 and "does not match" in bad.json()["error"]

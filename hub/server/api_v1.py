@@ -13,6 +13,8 @@ Every answer is JSON; every refusal is ``{"error": "…"}`` with a 4xx/5xx statu
 - ``GET /api/sdhub/v1/resolve?ref=REF``: the store's file for an sdhub reference (``civitai:…``, ``hf:…``,
   ``sha256:…``), with ``source_infos`` (every field of each source link); 404 when the store has none. Catalogue only:
   what ``SDHUB_PEERS`` clients ask before the internet.
+- ``POST /api/sdhub/v1/install`` with ``{"ref": REF}``: ``sdhub install REF`` on the server, answering
+  ``sdhub install --json``'s object plus ``file``; a write, so only with the token (401/403 otherwise) and ``--upstream``.
 - ``GET /api/sdhub/v1/search?q=&family=&kind=&source=&limit=``: the catalogue search (``sdhub list TEXT``):
   ``{"query", "results": [...], "count"}``. Only the store is searched, never the internet.
 - ``GET /api/sdhub/v1/search/remote?q=&source=&type=&base=&sort=&period=&limit=&nsfw=&cursor=``: ``sdhub search``
@@ -32,7 +34,8 @@ from starlette.routing import BaseRoute, Route
 
 from ..catalogue import FileRecord
 from ..errors import SdhubError
-from .common import JSONReply, error_reply, is_sha256, on_disk, record_by_sha256, serve_record, state_of
+from .common import (JSONReply, error_reply, is_sha256, on_disk, record_by_sha256, refuse_unauthorised, serve_record,
+                     state_of)
 
 PREFIX = "/api/sdhub/v1"
 DEFAULT_LIMIT = 100
@@ -154,6 +157,35 @@ def resolve_ref(request: Request) -> Response:
     return JSONReply(data)
 
 
+async def install(request: Request) -> Response:
+    """``POST {"ref": REF}``: ``sdhub install REF`` on the server (a write: the token; the internet: ``--upstream``)."""
+    from starlette.concurrency import run_in_threadpool
+
+    state = state_of(request)
+    refused = refuse_unauthorised(request, "installing")
+    if refused is not None:
+        return refused
+    if not state.upstream:
+        return error_reply(403, "installing needs `sdhub serve --upstream` (it fetches from the sources)")
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    ref = body.get("ref") if isinstance(body, dict) else None
+    if not isinstance(ref, str) or not ref.strip():
+        return error_reply(400, 'the body must be {"ref": "<sdhub reference>"}')
+    from .pull_through import failure_reply
+
+    try:
+        result = await run_in_threadpool(state.hub.install, ref.strip())
+    except SdhubError as exc:
+        return failure_reply(exc)
+    data = result.to_dict()
+    if result.record is not None:
+        data["file"] = file_dict(result.record)
+    return JSONReply(data, status_code=201 if result.status == "installed" else 200)
+
+
 def search(request: Request) -> Response:
     text = (request.query_params.get("q") or "").strip()
     if not text:
@@ -194,6 +226,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{PREFIX}/files/{{sha256}}", get_file, methods=["GET"]),
         Route(f"{PREFIX}/files/{{sha256}}/content", file_content, methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/resolve", resolve_ref, methods=["GET"]),
+        Route(f"{PREFIX}/install", install, methods=["POST"]),
         Route(f"{PREFIX}/search", search, methods=["GET"]),
         Route(f"{PREFIX}/search/remote", search_remote, methods=["GET"]),
     ]
