@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--pull-clients", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, stores) and print it")
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
     counts = [int(c) for c in args.clients.split(",")]
@@ -162,22 +163,28 @@ def main() -> None:
         # Pull-through: an empty store, the first server as its Hugging Face endpoint.
         token_file = work / "token"
         token_file.write_text(TOKEN)
-        before = upstream_log.read_text().count(f"GET /{REPO}/resolve/")
+        def upstream_gets() -> tuple[int, int]:
+            """(whole-file GETs, ranged resumes) of the file in the upstream's access log (status 200 / 206)."""
+            lines = [ln for ln in upstream_log.read_text().splitlines() if f" GET /{REPO}/resolve/" in ln]
+            return sum(ln.endswith(" 200") for ln in lines), sum(ln.endswith(" 206") for ln in lines)
+
+        before = upstream_gets()
         pull_proc, pull_url, _ = start_sdhub(work / "edge", "--upstream", "--token-file", str(token_file),
                                              env_extra={"SDHUB_HF_ENDPOINTS": sdhub_url})
         procs.append(pull_proc)
         wall, got = fetch_all(f"{pull_url}/{REPO}/resolve/main/{FILE}", args.pull_clients,
                               {"Authorization": f"Bearer {TOKEN}"})
         time.sleep(0.5)
-        upstream_gets = upstream_log.read_text().count(f"GET /{REPO}/resolve/") - before
+        after = upstream_gets()
+        downloads, resumes = after[0] - before[0], after[1] - before[1]
         whole = sum(1 for g in got if g == size)
         print(f"\npull-through: {args.pull_clients} clients asked an empty `sdhub serve --upstream` for the file at once:"
-              f" {upstream_gets} upstream GET(s) of the file; {whole}/{args.pull_clients} clients got all"
-              f" {args.size_mib} MiB in {wall:.2f} s")
+              f" {downloads} upstream download(s) of the file ({resumes} ranged resume(s) of it);"
+              f" {whole}/{args.pull_clients} clients got all {args.size_mib} MiB in {wall:.2f} s")
         with Hub(home=work / "edge") as edge:
             stored = edge.find_by_hash(rec.sha256 or "")
         print(f"  the edge store now holds it, verified: {bool(stored)}")
-        if upstream_gets != 1 or whole != args.pull_clients or not stored:
+        if downloads != 1 or whole != args.pull_clients or not stored:
             raise SystemExit("pull-through did not hold: expected exactly one upstream download")
     finally:
         for p in procs:
@@ -187,7 +194,10 @@ def main() -> None:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
