@@ -441,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     for log in (dlog, tlog):  # the same quiet loading for both sides
         log.set_verbosity_error()
         log.disable_progress_bar()
+    if args.tiny and device == "cpu":
+        torch.set_num_threads(1)  # tiny tensors gain nothing from threads; OpenMP spin-waits on a busy machine
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.ones(1, device=device).sum().item()  # CUDA context before any timing

@@ -193,8 +193,9 @@ def load_transformer(path: Path, prefix: str, config_folder: Path, torch_dtype: 
         shown = ", ".join((missing or unexpected)[:3])
         raise PipelineError(f"{path}: not a Flux transformer this config describes ({len(missing)} tensors missing, "
                             f"{len(unexpected)} unexpected: {shown})")
+    wanted = model.state_dict()
     for key, value in converted.items():
-        want = model.get_parameter(key) if key in dict(model.named_parameters()) else model.get_buffer(key)
+        want = wanted[key]
         if tuple(want.shape) != tuple(value.shape):
             raise PipelineError(f"{path}: {key} has shape {tuple(value.shape)}, the model expects {tuple(want.shape)}")
     model.load_state_dict(converted, strict=True, assign=True)
