@@ -284,7 +284,8 @@ def plan_parts(model: ModelToRun, options: RunOptions, config: Path) -> dict[str
         else:
             missing.append(role)
     if missing:
-        what = " and ".join(ROLE_TITLE[r] for r in missing)
+        titles = [ROLE_TITLE[r] for r in missing]
+        what = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
         how = "; ".join(HOW_TO_GET[r] for r in missing)
         raise PipelineError(
             f"{model.path.name} is a Flux transformer without {what}, and neither --text-encoders/--vae nor the "
