@@ -87,6 +87,11 @@ def _sidecar_switches(hub: Hub) -> tuple[dict[str, bool], int]:
     return on, level
 
 
+def preview_nsfw_level(hub: Hub) -> int:
+    """The most explicit preview ``[sidecars] nsfw_level`` allows (1 PG … 16 XXX); the web page blurs above it."""
+    return _sidecar_switches(hub)[1]
+
+
 def pick_preview(version: dict[str, Any], max_level: int) -> dict[str, Any] | None:
     """The first image (not video) of the version at or below ``max_level``."""
     for img in version.get("images") or []:
