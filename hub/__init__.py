@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Hub", "SdhubError", "hookimpl", "resolve", "pipeline", "check_compatible", "identify", "errors",
     "identify_path", "Identification", "fingerprint_file", "Fingerprints", "TqdmProgress", "InstallResult",
-    "check_size", "serve", "all_samplers", "all_pipelines", "get_registry", "fire", "get_plugins", "plugin_problems",
+    "check_size", "serve", "serve_ui", "all_samplers", "all_pipelines", "get_registry", "fire", "get_plugins",
+    "plugin_problems",
 ]
 
 # Public names that live in a room of their own, loaded on first use so that ``import hub`` stays light.
@@ -38,6 +39,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "InstallResult": (".sources.install", "InstallResult"),
     "check_size": (".running.runtime", "check_size"),
     "serve": (".server", "serve"),
+    "serve_ui": (".server.ui", "serve_ui"),
     "all_samplers": (".running.samplers", "all_samplers"),
     "all_pipelines": (".running.pipelines", "all_pipelines"),
     "get_registry": (".plugins", "get_registry"),

@@ -20,6 +20,7 @@ from . import (  # noqa: E402,F401
     runtime_cmds,
     server_cmds,
     source_cmds,
+    ui_cmds,
 )
 
 _plugin_commands_added = False

@@ -192,8 +192,8 @@ def card_details(hub: Any, shas: list[str], *, fit_names: int = 6) -> dict[str, 
 
 def check_updates(hub: Any, shas: list[str]) -> dict[str, Any]:
     """``{sha256: {"update": bool, "latest": ref, "version_name": …}}`` by asking each file's source."""
-    from ..install import build_context, plan_for
-    from ..sources import get_sources
+    from ..sources.install import build_context, plan_for
+    from ..sources.protocol import get_sources
 
     sources = {s.name: s for s in get_sources()}
     ctx = build_context(hub)

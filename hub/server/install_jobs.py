@@ -200,7 +200,7 @@ class InstallJobs:
 
     def _install(self, job: InstallJob) -> None:
         from ..api import Hub
-        from ..install import build_context, find_local, install_plan, parse_ref, plan_for
+        from ..sources.install import build_context, find_local, install_plan, parse_ref, plan_for
 
         job.state = "planning"
         job.step("plan", f"asking the source about {job.ref}")
