@@ -252,6 +252,14 @@ class Catalogue:
         with self.session() as s:
             return self._records(s, select(File).where(or_(*conds)).order_by(File.id))
 
+    def by_sha256s(self, digests: Sequence[str]) -> list[FileRecord]:
+        """The files with any of these full SHA256s, in one query (a page of cards, not one query per card)."""
+        wanted = sorted({d.strip().lower() for d in digests})
+        if not wanted:
+            return []
+        with self.session() as s:
+            return self._records(s, select(File).where(File.sha256.in_(wanted)).order_by(File.id))
+
     def by_source(self, source: str, model_id: str | None = None, version_id: str | None = None,
                   file_id: str | None = None) -> list[FileRecord]:
         ids = (

@@ -22,9 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _routers() -> list[list[BaseRoute]]:
     """Every room's routes, most specific first (the Hugging Face routes catch ``/{repo}/resolve/…`` last)."""
-    from . import api_v1, civitai_compat, hf_compat
+    from . import api_v1, civitai_compat, hf_compat, ui_api
 
-    return [api_v1.routes(), civitai_compat.routes(), hf_compat.routes()]
+    return [api_v1.routes(), ui_api.routes(), civitai_compat.routes(), hf_compat.routes()]
 
 
 def create_app(hub: Hub, *, token: str | None = None, upstream: bool = False,

@@ -59,13 +59,22 @@ def preview_path(hub: Any, sha: str) -> Path | None:
     return _preview_of(record) if record is not None else None
 
 
-def _preview_of(record: Any) -> Path | None:
+def _preview_of(record: Any, listings: dict[Path, set[str]] | None = None) -> Path | None:
+    """The preview the sidecar scan recorded, else one beside the file now (``listings`` caches folder listings)."""
     preview = (record.metadata.get("preview") or {}).get("value")
     candidates = [preview] if preview else []
     from ..interop.sidecars import find_sidecars
 
     if not candidates and not os.path.isdir(record.path):
-        candidates = [str(p) for fmt, p in find_sidecars(Path(record.path)) if fmt == "preview"]
+        folder = Path(record.path).parent
+        if listings is None:
+            listings = {}
+        if folder not in listings:
+            try:
+                listings[folder] = set(os.listdir(folder))
+            except OSError:
+                listings[folder] = set()
+        candidates = [str(p) for fmt, p in find_sidecars(Path(record.path), listings[folder]) if fmt == "preview"]
     for cand in candidates:
         p = Path(cand)
         if p.is_file():
@@ -148,26 +157,32 @@ def card_details(hub: Any, shas: list[str], *, fit_names: int = 6) -> dict[str, 
     allowed = configured_nsfw_level(hub)
     fits = _Fits(hub)
     out: dict[str, Any] = {}
+    listings: dict[Path, set[str]] = {}
     links_by_file: dict[int, list[dict[str, Any]]] = {}
     try:
         for link in hub.catalogue.links():
             links_by_file.setdefault(link["file_id"], []).append(link)
     except SdhubError:
         pass
+    by_sha: dict[str, Any] = {}
+    for rec in hub.catalogue.by_sha256s(shas):
+        if rec.sha256 not in by_sha or (not os.path.exists(by_sha[rec.sha256].path) and os.path.exists(rec.path)):
+            by_sha[rec.sha256] = rec  # two copies of one content: the one still on disk speaks for it
     for sha in dict.fromkeys(shas):
-        record = _record(hub, sha)
+        record = by_sha.get(sha)
         if record is None:
             continue
         ident = _ident(record)
         state, detail = disk_state(record)
-        preview = _preview_of(record)
+        preview = _preview_of(record, listings)
         words: list[str] = []
         for src in record.sources:
             words += [w for w in src.trained_words if w not in words]
         for key in ("trained_words", "activation_text"):
             value = (record.metadata.get(key) or {}).get("value")
-            for w in value if isinstance(value, list) else [value] if value else []:
-                if isinstance(w, str) and w.strip() and w not in words:
+            items = value if isinstance(value, list) else str(value).split(",") if value else []
+            for w in (str(i).strip() for i in items):  # A1111's activation text is one comma-separated line
+                if w and w not in words:
                     words.append(w)
         out[sha] = {
             "sha256": sha,

@@ -95,6 +95,21 @@ def _refused(request: Request, what: str) -> Response | None:
     return None
 
 
+def _renamed(value: Any, old: str, new: str) -> Any:
+    """``value`` with every string's ``old`` replaced by ``new`` (lists and dicts walked)."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [_renamed(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _renamed(v, old, new) for k, v in value.items()}
+    return value
+
+
+async def _index(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 class _UiApi:
     """The handlers; the install jobs live on the server's state (one registry per app)."""
 

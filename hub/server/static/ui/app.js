@@ -118,12 +118,12 @@ function route() {
   const [, view, arg] = hash.match(/^#\/([a-z]+)\/?(.*)$/) || [null, "catalogue", ""];
   const known = ["catalogue", "search", "installs", "resources", "file"];
   const name = known.includes(view) ? view : "catalogue";
-  for (const section of $$("[data-view]")) section.hidden = section.dataset.view !== name;
+  for (const section of $$("section[data-view]")) section.hidden = section.dataset.view !== name;
   for (const link of $$("[data-view-link]")) {
     if (link.dataset.viewLink === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.body.dataset.view = name;
+  document.body.dataset.currentView = name;
   if (name === "catalogue" && !catalogue.loaded) catalogue.load();
   if (name === "file") filePage.show(decodeURIComponent(arg));
   if (name === "installs") installs.renderAll();
@@ -160,7 +160,7 @@ const catalogue = {
     }
     if (seq !== this.seq) return;  // a newer filter already asked
     showError("#global-error", "");
-    const files = data.files || [];
+    const files = (data.files || []).map(f => ({...f, sha256: f.sha256 || (f.hashes || {}).sha256}));
     this.hasNext = files.length > size;
     this.files = files.slice(0, size);
     this.render();
@@ -609,8 +609,8 @@ function init() {
       b.setAttribute("aria-pressed", blurred ? "false" : "true");
     }
   });
-  $("#filters").addEventListener("submit", e => { e.preventDefault(); catalogue.offset = 0; catalogue.load(); });
   let typing;
+  $("#filters").addEventListener("submit", e => { e.preventDefault(); clearTimeout(typing); catalogue.offset = 0; catalogue.load(); });
   $("#filter-text").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => { catalogue.offset = 0; catalogue.load(); }, 250); });
   for (const id of ["#filter-family", "#filter-kind", "#filter-source", "#page-size"]) {
     $(id).addEventListener("change", () => { catalogue.offset = 0; catalogue.load(); });
