@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 import requests  # noqa: E402
+from tests.fake_civitai import CFile, CVersion  # noqa: E402
 from tests.ui_world import World, ui_world  # noqa: E402
 
 API = "/api/sdhub/v1"

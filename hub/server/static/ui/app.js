@@ -10,6 +10,9 @@ const KINDS = ["checkpoint", "diffusion_model", "lora", "embedding", "vae", "tex
 const SEARCH_TYPES = ["checkpoint", "lora", "embedding", "vae", "controlnet", "upscaler"];
 const NSFW_NAMES = {1: "PG", 2: "PG-13", 4: "R", 8: "X", 16: "XXX"};
 const POLL_MS = 400;
+const KIND_MARK = {checkpoint: "CKPT", diffusion_model: "UNET", lora: "LoRA", embedding: "TI", vae: "VAE",
+  text_encoder: "TE", controlnet: "CN", upscaler: "UP", hypernetwork: "HN"};
+const kindMark = kind => KIND_MARK[kind] || "?";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -257,7 +260,7 @@ function card(file) {
   $(".size", node).textContent = bytes(file.size);
   $(".sources", node).replaceChildren(...sourcesLine(file));
   const box = $(".preview-box", node);
-  box.append(el("span", {class: "placeholder", "aria-hidden": "true"}, (file.kind || "?").slice(0, 4)));
+  box.append(el("span", {class: "placeholder", "aria-hidden": "true"}, kindMark(file.kind)));
   const badges = $(".badges", node);
   if (file.family_mismatch) badges.append(el("span", {class: "badge bad mismatch-family", title: file.family_mismatch}, "family mismatch"));
   if (file.kind_mismatch) badges.append(el("span", {class: "badge bad mismatch-kind", title: file.kind_mismatch}, "kind mismatch"));
@@ -353,7 +356,7 @@ function result(r) {
   if (r.downloadable === false) marks.push(el("span", {class: "badge bad"}, "not downloadable"));
   const thumb = el("div", {class: "thumb"});
   if (r.preview_url) thumb.append(previewButton(r.preview_url, r.preview_nsfw_level || (r.nsfw ? 8 : 1)));
-  else thumb.append(el("span", {class: "placeholder", "aria-hidden": "true"}, (r.kind || "?").slice(0, 4)));
+  else thumb.append(el("span", {class: "placeholder", "aria-hidden": "true"}, kindMark(r.kind)));
   const button = el("button", {type: "button", class: "primary install-btn", disabled: r.downloadable === false,
     onclick: () => installs.start(r.ref)}, "Install");
   const node = el("li", {class: "result", dataset: {ref: r.ref, source: r.source}},
@@ -404,12 +407,15 @@ const installs = {
     this.jobs.set(job.id, job);
     const running = [...this.jobs.values()].filter(j => !["done", "failed", "cancelled"].includes(j.state)).length;
     $("#installs-count").textContent = running ? String(running) : "";
-    const list = $("#jobs");
-    let node = $(`#jobs li[data-job-id="${job.id}"]`);
-    const fresh = jobNode(job);
-    if (node) node.replaceWith(fresh); else list.prepend(fresh);
-    for (const box of $$(`.job-inline[data-ref="${CSS.escape(job.ref)}"]`)) box.replaceChildren(jobBody(job, true));
-    for (const row of $$(`tr[data-install-ref="${CSS.escape(job.ref)}"] .row-job`)) row.replaceChildren(jobBody(job, true));
+    const node = $(`#jobs li[data-job-id="${job.id}"]`);
+    if (node) morph(node, jobNode(job)); else $("#jobs").prepend(jobNode(job));
+    const boxes = [...$$(`.job-inline[data-ref="${CSS.escape(job.ref)}"]`),
+                   ...$$(`tr[data-install-ref="${CSS.escape(job.ref)}"] .row-job`)];
+    for (const box of boxes) {
+      const body = box.firstElementChild;
+      if (body && body.classList.contains("job-body") && body.dataset.jobId === String(job.id)) morph(body, jobBody(job, true));
+      else box.replaceChildren(jobBody(job, true));
+    }
     if (job.state === "done" && !job._counted) { job._counted = true; catalogue.loaded = false; }
   },
 
@@ -436,6 +442,20 @@ const installs = {
     } catch (e) { /* shown when the user acts */ }
   },
 };
+
+/* Bring ``a`` to look like ``b`` in place: a progress update must not replace the button that has the focus. */
+function morph(a, b) {
+  if (a.nodeType !== b.nodeType || a.nodeName !== b.nodeName || (a.nodeType === 1 && a.className !== b.className)) {
+    a.replaceWith(b);
+    return;
+  }
+  if (a.nodeType !== 1) { if (a.nodeValue !== b.nodeValue) a.nodeValue = b.nodeValue; return; }
+  for (const attr of [...a.attributes]) if (!b.hasAttribute(attr.name)) a.removeAttribute(attr.name);
+  for (const attr of [...b.attributes]) if (a.getAttribute(attr.name) !== attr.value) a.setAttribute(attr.name, attr.value);
+  const ac = [...a.childNodes], bc = [...b.childNodes];
+  bc.forEach((child, i) => { if (i < ac.length) morph(ac[i], child); else a.append(child); });
+  ac.slice(bc.length).forEach(child => child.remove());
+}
 
 function jobBody(job, compact = false) {
   const box = el("div", {class: "job-body", dataset: {state: job.state, jobId: String(job.id)}});
@@ -548,7 +568,7 @@ const filePage = {
     }
     const preview = el("div", {class: "preview-box"});
     if (details.preview) preview.append(previewButton(details.preview, details.preview_nsfw_level || 1));
-    else preview.append(el("span", {class: "placeholder"}, (file.kind || "?").slice(0, 4)));
+    else preview.append(el("span", {class: "placeholder"}, kindMark(file.kind)));
     const facts = el("ul", {},
       el("li", {}, `family: ${file.family || "unknown"}${file.variant ? ` (${file.variant})` : ""}`),
       el("li", {}, `kind: ${file.kind || "unknown"}`),
