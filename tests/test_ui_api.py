@@ -110,6 +110,19 @@ def test_other_sites_cannot_start_installs(world: World, headers: dict, why: str
     assert len(requests.get(f"{world.url}{API}/installs", timeout=5).json()["installs"]) == before
 
 
+def test_search_across_the_three_sources(world: World) -> None:
+    found = requests.get(f"{world.url}{API}/ui/search", params={"q": "pixel"}, headers=PAGE, timeout=20).json()
+    assert {r["source"] for r in found["results"]} == {"civitai", "hf", "liblib"} and found["errors"] == {}
+    early = next(r for r in found["results"] if r["ref"] == "civitai:1003@2004")
+    assert early["early_access_until"].startswith("2099-01-01") and early["paid"] is True
+    only = requests.get(f"{world.url}{API}/ui/search", params={"q": "pixel", "source": "hf"}, headers=PAGE,
+                        timeout=20).json()
+    assert [r["ref"] for r in only["results"]] == ["hf:acme/pixel-lora"]
+    refused = requests.get(f"{world.url}{API}/ui/search", params={"q": "pixel"},
+                           headers={**PAGE, "Origin": "https://evil.example"}, timeout=5)
+    assert refused.status_code == 403
+
+
 def test_plain_serve_needs_its_token_for_installs(world: World) -> None:
     from hub.server.app import create_app
     from hub.server.runner import BackgroundServer

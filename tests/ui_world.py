@@ -119,7 +119,7 @@ def fill_catalogue(hub: Any, root: Path, *, bulk: int = 0) -> dict[str, str]:
     """
     from headers import load_spec, write_sparse
 
-    from hub.identify import identify_path
+    from hub import identify_path
 
     models = root / "models"
     models.mkdir(parents=True, exist_ok=True)

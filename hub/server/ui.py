@@ -18,11 +18,11 @@ UI_HOST = "127.0.0.1"
 
 
 def create_ui_app(hub: Hub) -> Any:
-    """The server's app with the page's installs and remote search allowed (loopback only)."""
+    """The server's app with the page's installs and remote search allowed (loopback only; no pull-through)."""
     from .app import create_app
     from .ui_api import enable_local_ui
 
-    app = create_app(hub, upstream=True)
+    app = create_app(hub)
     enable_local_ui(app)
     return app
 

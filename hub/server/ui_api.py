@@ -12,6 +12,7 @@ this module adds what a page needs on top of it:
   missing or changed on disk, the checkpoints an add-on fits (or the add-ons a checkpoint takes), evidence,
   trigger words, links into UIs; ``GET /api/sdhub/v1/ui/preview/{sha256}`` the preview image itself.
 - ``POST /api/sdhub/v1/ui/updates`` ``{"sha256": [...]}`` asks each file's source for a newer version.
+- ``GET /api/sdhub/v1/ui/search?q=&source=&type=&nsfw=&cursor=`` searches the sources (``sdhub search --json``).
 - ``/`` and ``/api/sdhub/v1/ui/static/…``: the page (plain HTML, CSS and JS shipped in the package; nothing from a CDN).
 """
 
@@ -60,6 +61,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{API}/ui/cards", api.cards, methods=["GET"]),
         Route(f"{API}/ui/preview/{{sha256}}", api.preview, methods=["GET"]),
         Route(f"{API}/ui/updates", api.updates, methods=["POST"]),
+        Route(f"{API}/ui/search", api.search, methods=["GET"]),
         Route(f"{API}/ui/settings", api.ui_settings, methods=["GET"]),
         Route("/", _index, methods=["GET"]),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=str(STATIC_DIR)), name="ui-static"),
@@ -228,13 +230,36 @@ class _UiApi:
         found = await run_in_threadpool(check_updates, self.hub(request), [s.lower() for s in wanted])
         return JSONResponse({"updates": found})
 
+    async def search(self, request: Request) -> Response:
+        """``sdhub search --json`` across the sources for the page (``/search/remote`` is ``serve --upstream``'s)."""
+        refused = _refused(request, "searching the sources")
+        if refused is not None:
+            return refused
+        q = request.query_params
+        raw_limit = q.get("limit") or "20"
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+            return error(f"limit must be a whole number from 1 to 100, not {raw_limit!r}", 400)
+        hub = self.hub(request)
+
+        def run() -> Any:
+            return hub.search((q.get("q") or "").strip(), sources=[s for s in q.getlist("source") if s] or None,
+                              types=[t for t in q.getlist("type") if t], base=[b for b in q.getlist("base") if b],
+                              sort=q.get("sort") or None, period=q.get("period") or None, limit=int(raw_limit),
+                              nsfw=q.get("nsfw", "").lower() in ("1", "true", "yes"), cursor=q.get("cursor") or None)
+
+        try:
+            report = await run_in_threadpool(run)
+        except SdhubError as exc:
+            return error(str(exc), 400)
+        return JSONResponse(report.to_dict(), status_code=502 if report.all_failed else 200)
+
     async def ui_settings(self, request: Request) -> Response:
         from .cards import configured_nsfw_level
         from .common import state_of
 
         state = state_of(request)
         return JSONResponse({"nsfw_level": await run_in_threadpool(configured_nsfw_level, state.hub),
-                             "local_ui": bool(state.extras.get(UI_FLAG)), "remote_search": state.upstream})
+                             "local_ui": bool(state.extras.get(UI_FLAG))})
 
 
 def _resources(hub: Any, name: str, data: bytes, offline: bool) -> dict[str, Any]:

@@ -38,8 +38,7 @@ function el(tag, attrs = {}, ...children) {
 class ApiError extends Error {}
 
 async function api(path, {method = "GET", json, body, headers = {}} = {}) {
-  const opts = {method, headers: {"Accept": "application/json", ...headers}};
-  if (method !== "GET") opts.headers["X-Sdhub-UI"] = "1";
+  const opts = {method, headers: {"Accept": "application/json", "X-Sdhub-UI": "1", ...headers}};
   if (json !== undefined) { opts.body = JSON.stringify(json); opts.headers["Content-Type"] = "application/json"; }
   else if (body !== undefined) { opts.body = body; opts.headers["Content-Type"] = "application/octet-stream"; }
   let resp;
@@ -333,7 +332,7 @@ const search = {
     status.textContent = `Searching ${source || "all sources"}…`;
     $("#search-errors").replaceChildren();
     let data;
-    try { data = await api(`/search/remote?${qs(params)}`); }
+    try { data = await api(`/ui/search?${qs(params)}`); }
     catch (e) { status.textContent = ""; $("#search-errors").replaceChildren(el("li", {class: "error-line"}, oneLine(e.message))); return; }
     const list = $("#search-results");
     if (!more) list.replaceChildren();
