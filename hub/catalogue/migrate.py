@@ -130,6 +130,7 @@ def _locked(engine: Engine) -> Iterator[Connection]:
             raw = con.connection.driver_connection
             old_level = raw.isolation_level  # type: ignore[union-attr]
             raw.isolation_level = None  # type: ignore[union-attr]  # we issue BEGIN/COMMIT ourselves
+            old_wait = con.exec_driver_sql("PRAGMA busy_timeout").scalar()  # the catalogue's lock wait, restored after
             try:
                 # A table copy (Alembic's batch mode) drops the old table; with foreign keys on, SQLite
                 # would cascade that to every referencing row. The pragma only takes effect outside a transaction.
@@ -147,7 +148,7 @@ def _locked(engine: Engine) -> Iterator[Connection]:
                     raise
             finally:
                 con.exec_driver_sql("PRAGMA foreign_keys=ON")
-                con.exec_driver_sql("PRAGMA busy_timeout=5000")
+                con.exec_driver_sql(f"PRAGMA busy_timeout={int(old_wait or 5000)}")
                 raw.isolation_level = old_level  # type: ignore[union-attr]
                 con.rollback()  # SQLAlchemy's own (empty) transaction
     else:

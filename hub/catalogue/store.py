@@ -1,15 +1,16 @@
 """The Catalogue: opening the database and every query sdhub makes. The only module that speaks SQL.
 
-SQLite gets WAL and foreign keys (a writer waits up to pysqlite's 5 s for a lock; ``?timeout=`` in
-the URL changes that); any other SQLAlchemy URL (PostgreSQL for teams) goes through the same
-portable queries. Each write is one transaction, so a failure (or Ctrl-C)
-never leaves a half-registered file.
+SQLite gets WAL and foreign keys, and a writer waits up to 30 s for another process's lock
+(``?timeout=`` in the URL changes that); any other SQLAlchemy URL (PostgreSQL for teams) goes through
+the same portable queries. Each write is one transaction, so a failure (or Ctrl-C) never leaves a
+half-registered file.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, or_, select
+from sqlalchemy import Engine, create_engine, delete, event, make_url, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -41,6 +42,8 @@ T = TypeVar("T")
 # How often a unit of work that lost a race to another process is run again (each try sees more committed rows).
 WRITE_ATTEMPTS = 8
 HASH_COLUMNS = ("sha256", "autov3", "blake3", "autov1", "crc32")
+# How long a SQLite writer waits for another process's transaction before "locked" (``?timeout=`` changes it).
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 @dataclass
@@ -83,15 +86,64 @@ def _lost_a_race(exc: BaseException) -> bool:
     return "unique constraint" in text or "database is locked" in text or "busy" in text
 
 
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL (None for other databases and in-memory ones)."""
+    if not url.startswith("sqlite"):
+        return None
+    try:
+        database = make_url(url).database
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is reported by create_engine
+        return None
+    return database if database and database != ":memory:" else None
+
+
+def lock_timeout(url: str) -> float:
+    """Seconds a SQLite writer waits for a lock: ``?timeout=`` in the URL, else DEFAULT_LOCK_TIMEOUT."""
+    try:
+        value = make_url(url).query.get("timeout")
+        return float(value if isinstance(value, str) else value[0]) if value else DEFAULT_LOCK_TIMEOUT
+    except Exception:  # noqa: BLE001 - a bad ?timeout= is refused by the driver with its own message
+        return DEFAULT_LOCK_TIMEOUT
+
+
+def _waited_out_a_lock(url: str, exc: BaseException, seconds: float) -> bool:
+    """A SQLite lock error after the whole busy wait: another process holds the catalogue, not a quick race."""
+    text = str(getattr(exc, "orig", exc) or exc).lower()
+    return url.startswith("sqlite") and ("locked" in text or "busy" in text) and seconds >= min(lock_timeout(url), 1.0)
+
+
+def _nearly_full(db_file: str | None) -> bool:
+    """Whether the catalogue's disk has (almost) no room left: SQLite reports ENOSPC in the WAL as an I/O error."""
+    if db_file is None:
+        return False
+    try:
+        return shutil.disk_usage(Path(db_file).parent).free < 4 * 1024 * 1024
+    except OSError:
+        return False
+
+
 def _describe_db_error(url: str, exc: BaseException) -> str:
     from .migrate import display_url
 
+    db_file = _sqlite_file(url)
+    timeout = lock_timeout(url)
     url = display_url(url)  # never a PostgreSQL password in a message
+    where = db_file or url
     text = str(getattr(exc, "orig", exc) or exc)
     if "locked" in text or "busy" in text:
-        return f"the catalogue at {url} is locked by another process; try again when it finishes"
+        waited = f" (waited {timeout:g} s)" if db_file else ""
+        return f"the catalogue {where} is locked by another process{waited}; try again when it finishes"
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
-        return f"the catalogue at {url} is corrupt or not an sdhub database ({text})"
+        recover = (f"move it aside (mv {db_file} {db_file}.broken) and run `sdhub scan` on your model folders to "
+                   f"rebuild it, or salvage it with `sqlite3 {db_file} .recover`") if db_file else \
+            "restore it from a backup or point SDHUB_DB_URL at another database"
+        return f"the catalogue {where} is corrupt or not an sdhub database ({text}); sdhub left it as it is: {recover}"
+    if "disk is full" in text or "disk full" in text or "disk I/O error" in text and _nearly_full(db_file):
+        return (f"disk full: the catalogue {where} cannot grow ({text}); nothing was half-written: free some space, "
+                f"then run the same command again")
+    if "disk I/O error" in text:  # SQLite's word for a write the OS refused: a file-size limit, a failing drive
+        return (f"the catalogue {where} could not be written ({text}: a full disk, a file-size limit or a failing "
+                f"drive); nothing was half-written: free some space, then run the same command again")
     if "unable to open" in text or "readonly" in text or "read-only" in text:
         return f"cannot open the catalogue at {url}: {text} (check the path and permissions, or set SDHUB_DB_URL)"
     return f"catalogue error ({url}): {text}"
@@ -110,8 +162,11 @@ class Catalogue:
                     Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise CatalogueError(f"cannot create the folder for the catalogue {db_path}: {exc}") from exc
+        connect_args: dict[str, Any] = {}
+        if self.is_sqlite and "timeout=" not in url:
+            connect_args["timeout"] = DEFAULT_LOCK_TIMEOUT
         try:
-            self.engine: Engine = create_engine(url, future=True)
+            self.engine: Engine = create_engine(url, future=True, connect_args=connect_args)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise CatalogueError(f"cannot use catalogue URL {url!r}: {exc}") from exc
         if self.is_sqlite:
@@ -122,6 +177,7 @@ class Catalogue:
     # -- schema ------------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
         for attempt in range(5):
+            started = time.monotonic()
             try:
                 self._check_or_create_schema()
                 return
@@ -130,7 +186,9 @@ class Catalogue:
             except (SQLAlchemyError, OSError) as exc:
                 # Upgrades run under a lock, but a writer that is not migrating (a long scan) can
                 # still hold SQLite past the lock wait; once it has committed, trying again passes.
-                if attempt < 4 and _is_creation_race(exc):
+                # A lock held past the whole wait is reported now, not waited out five times.
+                if attempt < 4 and _is_creation_race(exc) and not _waited_out_a_lock(
+                        self.url, exc, time.monotonic() - started):
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise CatalogueError(_describe_db_error(self.url, exc)) from exc
@@ -178,11 +236,15 @@ class Catalogue:
         before its last statement.
         """
         for attempt in range(1, attempts + 1):
+            started = time.monotonic()
             try:
                 with self._sessions.begin() as s:
                     return work(s)
             except (IntegrityError, OperationalError) as exc:
-                if attempt == attempts or not _lost_a_race(exc):
+                # a SQLite lock that outlasted the whole busy wait is another process's long hold, not a race:
+                # trying again would only wait that long again, eight times
+                if attempt == attempts or not _lost_a_race(exc) or _waited_out_a_lock(
+                        self.url, exc, time.monotonic() - started):
                     if isinstance(exc, IntegrityError):
                         raise CatalogueError(f"catalogue refused a duplicate or inconsistent entry: {exc.orig}") from exc
                     raise CatalogueError(_describe_db_error(self.url, exc)) from exc
