@@ -57,6 +57,7 @@ class Settings:
     hf_token_to_mirrors: bool
     preferred_sources: list[str]
     download_connections: int
+    source_timeout: int = 120
     civitai_token: str | None = None
     hf_token: str | None = None
     liblib_access_key: str | None = None
@@ -221,6 +222,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"peer {url!r} must start with http:// or https:// (e.g. http://server:8765)")
 
+    # Seconds a source (often a plugin's) may take to answer one search, or one lookup of 100 hashes.
+    source_timeout = _as_int(
+        pick("source_timeout", ("SDHUB_SOURCE_TIMEOUT",), "sources.timeout", 120), "source_timeout", 1, 86400
+    )
+
     def secret(name: str, env_names: tuple[str, ...], file_key: str) -> str | None:
         value = pick(name, env_names, file_key, None)
         return str(value) if value else None
@@ -239,6 +245,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hf_token_to_mirrors=hf_token_to_mirrors,
         preferred_sources=preferred_sources,
         download_connections=download_connections,
+        source_timeout=source_timeout,
         civitai_token=secret("civitai_token", ("CIVITAI_API_TOKEN",), "civitai.token"),
         hf_token=secret("hf_token", ("HF_TOKEN",), "huggingface.token"),
         liblib_access_key=secret("liblib_access_key", ("LIBLIB_ACCESS_KEY",), "liblib.access_key"),

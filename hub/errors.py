@@ -7,6 +7,8 @@ plugin concerned.
 
 from __future__ import annotations
 
+import errno
+
 
 class SdhubError(Exception):
     """Base class: the message is shown to the user as it is."""
@@ -84,6 +86,10 @@ class RemoteNotFoundError(SourceError):
 
 class RateLimitedError(SourceError):
     """The source keeps answering 429/503 even after backing off."""
+
+
+class SourceTimeoutError(SourceError):
+    """A source (often a plugin's) gave no answer within its time budget (``SDHUB_SOURCE_TIMEOUT``)."""
 
 
 class DownloadError(SdhubError):
@@ -198,3 +204,20 @@ class LimitExceededError(ModelFileError):
     """Reading a file went past one of sdhub's safety limits (time, memory, pickle size or object count)."""
 
     reason = "limit_exceeded"
+
+
+# --- a full disk, wherever sdhub writes (downloads, the catalogue, sidecars, plugins' commands) ---
+
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def full_disk_reason(exc: BaseException) -> str | None:
+    """What a write that failed for lack of room means to a user; None for any other failure."""
+    number = getattr(exc, "errno", None)
+    if number == errno.EFBIG:
+        return "file too large for this file system or the file-size limit (`ulimit -f`)"
+    if number == getattr(errno, "EDQUOT", None):
+        return "disk quota exceeded"
+    if number == errno.ENOSPC:
+        return "disk full"
+    return None

@@ -37,6 +37,9 @@ def add_plugin_commands() -> None:
 
 
 def main() -> None:
+    from . import base
+
+    base.STANDALONE = True
     add_plugin_commands()
     cli(prog_name="sdhub")
 

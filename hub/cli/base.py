@@ -2,20 +2,26 @@
 
 Commands are thin: parse options, call the library (``hub.Hub``), print a table for people or
 ``--json`` for scripts. Any :class:`hub.errors.SdhubError` becomes one ``Error: …`` line on stderr
-and a non-zero exit code; Ctrl-C exits 130 without a traceback.
+and a non-zero exit code, and so does a full disk (ENOSPC, EFBIG, EDQUOT) wherever it happens; Ctrl-C
+exits 130 without a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import SdhubError
+from ..errors import SdhubError, full_disk_reason
+
+# Commands whose work survives Ctrl-C: downloads keep their .part, so running them again resumes.
+RESUMABLE_COMMANDS = frozenset({"install", "generate"})
+STANDALONE = False  # set by hub.cli.main(): this process is the sdhub program
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,8 +36,19 @@ class SdhubGroup(click.Group):
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            if STANDALONE:  # the program itself (not a test's or a host's CliRunner): a second Ctrl-C is ignored
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            resumable = ctx.invoked_subcommand in RESUMABLE_COMMANDS
+            click.echo("Interrupted: run the same command again to resume." if resumable else "Interrupted.", err=True)
             ctx.exit(130)
+        except OSError as exc:
+            reason = full_disk_reason(exc)
+            if reason is None:  # anything else is a bug: keep its traceback
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(f"Error: {reason}: cannot write{where} ({exc.strerror or exc}); free some space, then run "
+                       f"the same command again", err=True)
+            ctx.exit(1)
         except BrokenPipeError:  # `sdhub list | head`
             sys.stderr.close()
             ctx.exit(0)

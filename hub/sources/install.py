@@ -42,6 +42,7 @@ from ..errors import (
     SourceError,
 )
 from .refs import Ref
+from .budget import call_within
 from .protocol import (
     DownloadPlan,
     FetchedFile,
@@ -717,9 +718,10 @@ def search(
     q = SearchQuery(text=query, types=list(types), base=list(base), sort=sort, period=period, nsfw=nsfw,
                     limit=limit, cursor=cursor)
     report = SearchReport(results=[], asked=[source.name for source in chosen])
+    budget = float(getattr(hub.settings, "source_timeout", 120))
     for source in chosen:
         try:
-            page = source.search(ctx, q)
+            page = call_within(budget, source.name, "search", lambda source=source: source.search(ctx, q))
             if not isinstance(page, SearchPage):  # a plugin's bug is its error, not sdhub's traceback
                 raise TypeError(f"search returned {type(page).__name__}, not a SearchPage")
         except Exception as exc:  # one source (maybe a third-party plugin's) failing must not hide the others
@@ -769,8 +771,12 @@ def lookup(
     for source in _ordered_sources(hub, sources):
         if not pending:
             break
+        asked = list(pending)
         try:
-            found = source.lookup_hashes(ctx, pending)
+            # the budget grows with the work: one Civitai call answers up to 100 hashes
+            budget = float(getattr(hub.settings, "source_timeout", 120)) * (1 + (len(asked) - 1) // 100)
+            found = call_within(budget, source.name, "lookup",
+                                lambda source=source, asked=asked: source.lookup_hashes(ctx, asked))
             if not isinstance(found, dict) or not all(isinstance(v, SourceInfo) for v in found.values()):
                 raise TypeError(f"lookup_hashes returned {type(found).__name__}, not a dict of SourceInfo")
         except Exception as exc:  # as in search: report the source, ask the next one

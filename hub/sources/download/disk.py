@@ -5,7 +5,6 @@ atomic move into place, and disk errors said in words (a full disk is not a netw
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import time
@@ -16,6 +15,7 @@ from typing import Any
 from ...errors import (
     DownloadError,
     LocalWriteError,
+    full_disk_reason,
 )
 from .transfer import DownloadResult
 
@@ -134,10 +134,11 @@ def hash_prefix(path: Path, hasher: Any, length: int) -> None:
 
 def write_error_message(what: str, path: Path, exc: OSError) -> str:
     where = exc.filename or path
-    hint = ""
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
-        hint = "; free some space, then run the same command again to resume"
-    return f"{what}: cannot write {where}: {exc.strerror or exc}{hint}"
+    reason = full_disk_reason(exc)
+    if reason is None:
+        return f"{what}: cannot write {where}: {exc.strerror or exc}"
+    return (f"{what}: {reason}: cannot write {where} ({exc.strerror or exc}); free some space or point SDHUB_STORE "
+            f"at a bigger disk, then run the same command again to resume")
 
 
 def finish(result: DownloadResult, target: Path) -> Path:
