@@ -10,7 +10,17 @@ import click
 
 from ..errors import SdhubError, SourceError
 from ..api import ACCEPTED_FORMS, age_text
-from .base import cli, emit_json, get_hub, human_size, json_option, print_table, progress_enabled, quiet_option
+from .base import (
+    cli,
+    emit_json,
+    get_hub,
+    human_size,
+    json_option,
+    path_or_catalogue_id,
+    print_table,
+    progress_enabled,
+    quiet_option,
+)
 
 
 @cli.command()
@@ -198,7 +208,7 @@ def _print_result(result: Any, quiet: bool) -> None:
 def lookup(paths: tuple[str, ...], sources: tuple[str, ...], as_json: bool) -> None:
     """Find local files at Civitai / LiblibAI by SHA-256 and attach what they know to the catalogue."""
 
-    results = get_hub().lookup(list(paths), sources=list(sources) or None)
+    results = get_hub().lookup([path_or_catalogue_id(p) for p in paths], sources=list(sources) or None)
     all_failed = any(r.error for r in results) and not any(r.found for r in results)
     if as_json:
         emit_json([r.to_dict() for r in results])

@@ -14,7 +14,8 @@ NO_99 = "Error: there is no file #99 in the catalogue (`sdhub list` shows the id
 
 @pytest.mark.parametrize("command", [["info", "#99"], ["rm", "#99"], ["install", "#99"], ["install", "--dry-run", "#99"],
                                      ["identify", "#99"], ["hash", "#99"], ["info", "id:99"], ["install", "id:99"],
-                                     ["identify", "id:99"], ["hash", "-q", "id:99"], ["check", "#99", "#99"]])
+                                     ["identify", "id:99"], ["hash", "-q", "id:99"], ["check", "#99", "#99"],
+                                     ["lookup", "#99"]])
 def test_unknown_catalogue_id_says_there_is_no_such_file(run_cli, command: list[str]) -> None:
     res = run_cli(*command)
     assert res.exit_code == 1

@@ -24,6 +24,17 @@ from source_helpers import env_for
 from tests.fake_civitai import CFile, CModel, CVersion, fake_civitai  # noqa: F401
 
 SIZE = 2 * 1024 * 1024  # big enough that a 256 KiB chunk is well inside it
+TOKEN = "good-token"  # the fake's valid token: never in any output, .part state file, catalogue or sidecar
+SIGNATURE = "X-Amz-Signature=deadbeef"  # the signed storage link's secret part
+
+
+def _no_secret_anywhere(home: Path, *texts: str) -> None:
+    for text in texts:
+        assert TOKEN not in text and SIGNATURE not in text
+    for path in home.rglob("*"):
+        if path.is_file() and not path.name.endswith((".part", ".safetensors")):
+            data = path.read_bytes()
+            assert TOKEN.encode() not in data and SIGNATURE.encode() not in data, path
 
 
 def _big_lora(tmp_path: Path) -> bytes:
@@ -44,6 +55,7 @@ def civ(fake_civitai, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type:
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("SDHUB_RETRY_MAX_WAIT", "0.02")
     monkeypatch.setenv("SDHUB_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("CIVITAI_API_TOKEN", TOKEN)
     fake_civitai.big = data
     return fake_civitai
 
@@ -74,6 +86,7 @@ def _resumes_and_verifies(civ, home: Path, resume_from: int) -> None:  # type: i
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(civ.big).hexdigest()
     assert _parts(home) == []
     assert [r["name"] for r in _listed(home)] == ["big.safetensors"]
+    _no_secret_anywhere(home, again.stdout, again.stderr)
     verified = run_sdhub("verify", "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
@@ -93,7 +106,7 @@ def test_disk_full_mid_download_is_one_error_keeps_the_part_and_resumes(civ, sdh
     errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, res.stderr
     assert "File too large" in errors[0] and "free some space" in errors[0] and "resume" in errors[0]
-    assert "X-Amz-Signature=deadbeef" not in res.stderr  # the signed storage URL is not shown whole
+    _no_secret_anywhere(sdhub_home, res.stdout, res.stderr)  # the .part's state file included
     [part] = _parts(sdhub_home)
     assert part.name == "big.safetensors.part" and part.stat().st_size == limit
     assert _listed(sdhub_home) == []  # nothing registered
@@ -135,6 +148,7 @@ def test_ctrl_c_mid_download_exits_130_and_the_rerun_resumes(civ, sdhub_home: Pa
     assert err.strip().splitlines()[-1] == "Interrupted: run the same command again to resume.", err
     assert part.exists() and 0 < part.stat().st_size < len(civ.big)
     assert _listed(sdhub_home) == []
+    _no_secret_anywhere(sdhub_home, out, err)
     civ.served[1001].throttle_bps = None
     _resumes_and_verifies(civ, sdhub_home, part.stat().st_size)
 
