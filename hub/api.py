@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import stat as stat_mod
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,11 +117,15 @@ class Hub:
             settings = load_settings(env)
         self.settings = settings
         self._catalogue: Catalogue | None = None
+        self._opening = threading.Lock()
 
     @property
     def catalogue(self) -> Catalogue:
+        # One Catalogue per Hub, opened (and upgraded) once even when a server's threads ask for it at the same moment.
         if self._catalogue is None:
-            self._catalogue = Catalogue(self.settings.db_url)
+            with self._opening:
+                if self._catalogue is None:
+                    self._catalogue = Catalogue(self.settings.db_url)
         return self._catalogue
 
     def close(self) -> None:

@@ -219,3 +219,32 @@ def test_machines_scanning_linking_and_attaching_at_once(shared_db: str, civitai
         assert len(cat.list()) == len(files)
     finally:
         cat.close()
+
+
+def test_threads_of_one_hub_open_one_catalogue(tmp_path: Path) -> None:
+    """A server's worker threads asking a fresh Hub for its catalogue at once get one Catalogue, upgraded once."""
+    import threading
+
+    from hub import Hub
+
+    with Hub(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'threads.db'}") as h:
+        barrier = threading.Barrier(8)
+        seen: list[object] = []
+        errors: list[BaseException] = []
+
+        def open_it() -> None:
+            try:
+                barrier.wait()
+                seen.append(h.catalogue)
+                assert h.catalogue.list() == []  # the tables are there for every thread
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert len(seen) == 8 and len({id(c) for c in seen}) == 1
+        assert h.catalogue is seen[0]
