@@ -30,8 +30,8 @@ from hub_plugins.pipelines import (
     _compile,
     _diffusers,
     _dtype_kwarg,
-    _eval_all,
     _quiet_loading,
+    _ready_with_loras,
     _torch_dtype,
     ensure_configs,
 )
@@ -343,16 +343,7 @@ def load_flux(model: ModelToRun, loras: list[LoraToApply], device: str, dtype: s
         else:
             config = ensure_configs("flux", variant, options)
             pipe = _from_files(model, options, config, torch_dtype)
-    _eval_all(pipe)
-    pipe.set_progress_bar_config(disable=True)
-    if not options.cpu_offload:
-        pipe.to(device)
-    merged = []
-    if loras:
-        from hub_plugins.lora_merge import merge_lora
-
-        for lora in loras:
-            merged.append(merge_lora(pipe, lora.path, lora.weight, lora.name or lora.path.stem))
+    merged = _ready_with_loras(pipe, device, options, loras)
     _apply_memory_options(pipe, device, options)
     if options.compile:
         _compile(pipe, "transformer")

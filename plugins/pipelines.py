@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,6 +301,19 @@ def _eval_all(pipe: Any) -> None:
             component.requires_grad_(False)
 
 
+def _ready_with_loras(pipe: Any, device: str, options: RunOptions, loras: Sequence[LoraToApply]) -> list[Any]:
+    """Put a loaded pipeline in inference mode on its device and merge the LoRAs; what every family does after loading."""
+    _eval_all(pipe)
+    pipe.set_progress_bar_config(disable=True)
+    if not options.cpu_offload:
+        pipe.to(device)
+    if not loras:
+        return []
+    from hub_plugins.lora_merge import merge_lora
+
+    return [merge_lora(pipe, lora.path, lora.weight, lora.name or lora.path.stem) for lora in loras]
+
+
 def _file_keys(path: Path) -> list[str] | None:
     if path.suffix.lower() != ".safetensors":
         return None
@@ -410,17 +423,8 @@ class DiffusersPipeline(Pipeline):
             # torchvision is missing; sdhub does not need it, so that notice stays quiet too.
             cls = getattr(diffusers, pipeline_class)
             pipe = self._load_pipe(cls, model, torch_dtype, options, pipeline_class)
-        _eval_all(pipe)
         _match_prediction(pipe, _prediction(model))
-        pipe.set_progress_bar_config(disable=True)
-        if not options.cpu_offload:
-            pipe.to(device)
-        merged = []
-        if loras:
-            from hub_plugins.lora_merge import merge_lora
-
-            for lora in loras:
-                merged.append(merge_lora(pipe, lora.path, lora.weight, lora.name or lora.path.stem))
+        merged = _ready_with_loras(pipe, device, options, loras)
         refiner = None
         if options.refiner is not None:
             if inpaint_model:
